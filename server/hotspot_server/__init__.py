@@ -1,0 +1,1 @@
+"""hotspot: a gRPC rate-permit service with exact per-fixture sliding windows and FIFO queues."""

@@ -1,0 +1,3 @@
+from hotspot_server.cli import main
+
+main()

@@ -1,0 +1,16 @@
+"""`hotspot-server`: run the permit service."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from hotspot_server.logs import configure_logging
+from hotspot_server.server import serve
+from hotspot_server.settings import load_settings
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    settings = load_settings(argv)
+    configure_logging(settings.log_format)
+    asyncio.run(serve(settings))

@@ -1,0 +1,87 @@
+"""Hot-spot alerts: raised at alert_ratio * limit calls in the window, cleared 10 points lower."""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+logger = logging.getLogger("hotspot.alerts")
+
+
+class AlertState(enum.Enum):
+    RAISED = "raised"
+    CLEARED = "cleared"
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    fixture_id: str
+    state: AlertState
+    calls_in_window: int
+    threshold: int
+    clear_below: int
+    at: float
+    """Unix seconds of the change."""
+
+
+AlertListener = Callable[[Alert], None]
+
+
+class AlertBoard:
+    """The fixtures hot right now, and the listeners told of every change."""
+
+    def __init__(self, *, threshold: int, clear_below: int) -> None:
+        self.threshold = threshold
+        self.clear_below = clear_below
+        self._active: dict[str, Alert] = {}
+        self._listeners: list[AlertListener] = []
+
+    def is_hot(self, fixture_id: str) -> bool:
+        return fixture_id in self._active
+
+    def active(self) -> list[Alert]:
+        return list(self._active.values())
+
+    def subscribe(self, listener: AlertListener) -> Callable[[], None]:
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    def observe(self, fixture_id: str, calls_in_window: int, hot: bool, at: float) -> bool:
+        """Note a fixture's count; returns whether it is hot now (with hysteresis)."""
+        if not hot and calls_in_window >= self.threshold:
+            self._change(fixture_id, AlertState.RAISED, calls_in_window, at)
+            return True
+        if hot and calls_in_window < self.clear_below:
+            self._change(fixture_id, AlertState.CLEARED, calls_in_window, at)
+            return False
+        return hot
+
+    def _change(self, fixture_id: str, state: AlertState, calls: int, at: float) -> None:
+        alert = Alert(fixture_id, state, calls, self.threshold, self.clear_below, at)
+        if state is AlertState.RAISED:
+            self._active[fixture_id] = alert
+        else:
+            self._active.pop(fixture_id, None)
+        logger.warning(
+            "hot spot %s: fixture_id=%s calls_in_window=%d threshold=%d clear_below=%d",
+            state.value,
+            fixture_id,
+            calls,
+            self.threshold,
+            self.clear_below,
+            extra={
+                "event": f"alert_{state.value}",
+                "fixture_id": fixture_id,
+                "calls_in_window": calls,
+                "threshold": self.threshold,
+                "clear_below": self.clear_below,
+            },
+        )
+        for listener in list(self._listeners):
+            try:
+                listener(alert)
+            except Exception:
+                # A broken listener must never break the permit path that raised the alert.
+                logger.exception("alert listener failed")

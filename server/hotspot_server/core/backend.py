@@ -1,0 +1,77 @@
+"""The small async interface that holds permit state, and the registry of its implementations.
+
+Transports talk only to a PermitBackend. `memory://` keeps everything in this
+process; other schemes (a Redis backend shared by replicas) register here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Protocol
+from urllib.parse import urlsplit
+
+from hotspot_server.core.alerts import AlertListener
+from hotspot_server.core.grants import Grant, Outcome
+from hotspot_server.core.policy import PermitPolicy
+from hotspot_server.core.stats import StatsSnapshot, StatsView
+
+
+class PermitBackend(Protocol):
+    @property
+    def policy(self) -> PermitPolicy: ...
+
+    async def acquire(
+        self, fixture_id: str, *, budget: float = math.inf, client_id: str = ""
+    ) -> Grant:
+        """Grant now, or wait in the fixture's queue, or raise a PermitError at once.
+
+        `budget` is how long the caller can wait (seconds); the policy's max_wait
+        caps it. Cancelling the awaiting task leaves the queue at once.
+        """
+        ...
+
+    async def release(
+        self,
+        permit_id: str,
+        outcome: Outcome = Outcome.SUCCESS,
+        upstream_retry_after: float | None = None,
+    ) -> bool:
+        """End a permit's lease. Returns True if it had already been released."""
+        ...
+
+    async def stats(self, view: StatsView) -> StatsSnapshot: ...
+
+    def subscribe_alerts(self, listener: AlertListener) -> Callable[[], None]:
+        """Call `listener` on every alert raised or cleared; returns the unsubscribe call."""
+        ...
+
+    async def close(self) -> None:
+        """Refuse new requests and answer every waiter with ShuttingDown."""
+        ...
+
+
+BackendFactory = Callable[[str, PermitPolicy], PermitBackend]
+
+
+def _memory(url: str, policy: PermitPolicy) -> PermitBackend:
+    from hotspot_server.core.memory import MemoryBackend
+
+    return MemoryBackend(policy)
+
+
+_FACTORIES: dict[str, BackendFactory] = {"memory": _memory}
+
+
+def register_backend(scheme: str, factory: BackendFactory) -> None:
+    _FACTORIES[scheme] = factory
+
+
+def open_backend(url: str, policy: PermitPolicy) -> PermitBackend:
+    """Create the backend a URL names (`memory://`, ...). Must run inside the event loop."""
+    scheme = urlsplit(url).scheme
+    factory = _FACTORIES.get(scheme)
+    if factory is None:
+        known = ", ".join(f"{s}://" for s in sorted(_FACTORIES))
+        raise ValueError(f"unknown backend {url!r}; known backends: {known}")
+    return factory(url, policy)

@@ -1,0 +1,50 @@
+"""The clock the core runs on: monotonic seconds for decisions, wall time for reports."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+
+class Cancellable(Protocol):
+    def cancel(self) -> None: ...
+
+
+class Clock(Protocol):
+    def monotonic(self) -> float:
+        """Seconds on a clock that never jumps; all windows and queues use it."""
+        ...
+
+    def to_wall(self, monotonic: float) -> float:
+        """Unix seconds for a monotonic reading, for timestamps in reports."""
+        ...
+
+    def call_at(self, when: float, callback: Callable[[], None]) -> Cancellable:
+        """Run `callback` once the monotonic clock reaches `when`."""
+        ...
+
+
+class LoopClock:
+    """The running event loop's clock.
+
+    Timers and readings share one time base, so virtual-time test loops
+    (looptime) drive the whole core. Wall time is anchored once, so a wall-clock
+    step never reorders grants.
+    """
+
+    __slots__ = ("_loop", "_wall_offset")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self._loop = loop or asyncio.get_running_loop()
+        self._wall_offset = time.time() - self._loop.time()
+
+    def monotonic(self) -> float:
+        return self._loop.time()
+
+    def to_wall(self, monotonic: float) -> float:
+        return monotonic + self._wall_offset
+
+    def call_at(self, when: float, callback: Callable[[], None]) -> Cancellable:
+        return self._loop.call_at(when, callback)

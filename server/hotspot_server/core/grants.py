@@ -1,0 +1,31 @@
+"""What a granted request receives, and what a release reports."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    permit_id: str
+    fixture_id: str
+    granted_at: float
+    """Unix seconds."""
+    waited: float
+    """Seconds spent in the queue."""
+    queue_position: int
+    """0 when granted at once, else the 1-based place taken in the queue."""
+    remaining: int
+    """Grants still free in the window right after this one."""
+    lease_expires_at: float
+    """Unix seconds."""
+
+
+class Outcome(enum.Enum):
+    """What happened to the call made under a permit."""
+
+    SUCCESS = "success"
+    FAILURE = "failure"
+    NOT_SENT = "not_sent"
+    UPSTREAM_RATE_LIMITED = "upstream_rate_limited"

@@ -1,0 +1,92 @@
+"""PermitLease and LeaseBook: who holds a permit, and until when."""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from collections.abc import Callable
+from itertools import count
+
+from hotspot_server.core.clock import Cancellable, Clock
+
+
+class PermitLease:
+    __slots__ = (
+        "client_id",
+        "expires_at",
+        "fixture_id",
+        "leaves_window_at",
+        "permit_id",
+        "released",
+    )
+
+    def __init__(
+        self,
+        permit_id: str,
+        fixture_id: str,
+        *,
+        leaves_window_at: float,
+        expires_at: float,
+        client_id: str,
+    ) -> None:
+        self.permit_id = permit_id
+        self.fixture_id = fixture_id
+        self.leaves_window_at = leaves_window_at
+        self.expires_at = expires_at
+        self.client_id = client_id
+        self.released = False
+
+
+class LeaseBook:
+    """Every lease in expiry order, behind a single timer.
+
+    All leases last the same time, so issue order is expiry order: the book is
+    an ordered dict whose head is always the next to expire. A released lease
+    stays until its expiry as a tombstone, so a second Release can answer
+    "already released" instead of "not found".
+    """
+
+    def __init__(self, clock: Clock, on_abandoned: Callable[[PermitLease], None]) -> None:
+        self._clock = clock
+        self._on_abandoned = on_abandoned
+        self._leases: OrderedDict[str, PermitLease] = OrderedDict()
+        self._timer: Cancellable | None = None
+        # Unique across processes and restarts, cheap to make: a random prefix and a counter.
+        self._prefix = os.urandom(6).hex()
+        self._serial = count(1)
+
+    def __len__(self) -> int:
+        return len(self._leases)
+
+    def new_permit_id(self) -> str:
+        return f"{self._prefix}-{next(self._serial):x}"
+
+    def open(self, lease: PermitLease) -> None:
+        self._leases[lease.permit_id] = lease
+        if self._timer is None:
+            self._timer = self._clock.call_at(lease.expires_at, self._expire)
+
+    def get(self, permit_id: str) -> PermitLease | None:
+        return self._leases.get(permit_id)
+
+    def discard(self, permit_id: str) -> None:
+        """Forget a lease that was never handed out (its caller went away)."""
+        self._leases.pop(permit_id, None)
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _expire(self) -> None:
+        self._timer = None
+        now = self._clock.monotonic()
+        leases = self._leases
+        while leases:
+            lease = next(iter(leases.values()))
+            if lease.expires_at > now:
+                self._timer = self._clock.call_at(lease.expires_at, self._expire)
+                return
+            leases.popitem(last=False)
+            if not lease.released:
+                self._on_abandoned(lease)

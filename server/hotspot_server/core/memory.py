@@ -1,0 +1,519 @@
+"""MemoryBackend: all permit state in this process, on one event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import replace
+from functools import partial
+
+from hotspot_server.core.alerts import AlertBoard, AlertListener
+from hotspot_server.core.clock import Cancellable, Clock, LoopClock
+from hotspot_server.core.errors import (
+    InvalidArgument,
+    PermitNotFound,
+    PermitRefused,
+    QueueFull,
+    ShuttingDown,
+    TooManyFixtures,
+    WaitTooLong,
+)
+from hotspot_server.core.fixture_id import check_fixture_id
+from hotspot_server.core.grants import Grant, Outcome
+from hotspot_server.core.leases import LeaseBook, PermitLease
+from hotspot_server.core.policy import PermitPolicy
+from hotspot_server.core.stats import FixtureStats, StatsSnapshot, StatsView, Totals
+from hotspot_server.core.waiters import Waiter, WaiterQueue
+from hotspot_server.core.window import FixtureWindow
+
+logger = logging.getLogger("hotspot.permits")
+
+SHUTDOWN_RETRY_AFTER = 1.0
+"""Seconds a caller turned away by a shutdown should wait (another replica may answer sooner)."""
+MAX_CLIENT_ID = 128
+MAX_UPSTREAM_RETRY_AFTER = 3600.0
+
+
+class FixtureState:
+    """One fixture: its window, its queue, its counters and its single timer."""
+
+    __slots__ = (
+        "abandoned_total",
+        "calls_total",
+        "fixture_id",
+        "hot",
+        "in_flight",
+        "paused_until",
+        "rejected_total",
+        "timer",
+        "timer_at",
+        "waiters",
+        "window",
+    )
+
+    def __init__(self, fixture_id: str) -> None:
+        self.fixture_id = fixture_id
+        self.window = FixtureWindow()
+        self.waiters: WaiterQueue | None = None  # created on the first waiter, dropped when empty
+        self.in_flight = 0
+        self.calls_total = 0
+        self.rejected_total = 0
+        self.abandoned_total = 0
+        self.paused_until = -math.inf
+        self.hot = False
+        self.timer: Cancellable | None = None
+        self.timer_at = math.inf
+
+    def queue_depth(self) -> int:
+        return len(self.waiters) if self.waiters is not None else 0
+
+
+class MemoryBackend:
+    """Exact sliding windows and FIFO queues for every fixture, in memory.
+
+    Each fixture has one timer, armed for the next moment its state changes by
+    itself: its queue head's grant time, the moment a hot fixture cools down,
+    or the moment it goes idle and can be forgotten. Every entry point first
+    settles the fixture at the current time, so a timer is a nudge, never the
+    only path to a grant.
+    """
+
+    def __init__(self, policy: PermitPolicy | None = None, clock: Clock | None = None) -> None:
+        self._policy = policy or PermitPolicy()
+        self._clock: Clock = clock or LoopClock()
+        self._fixtures: dict[str, FixtureState] = {}
+        self._leases = LeaseBook(self._clock, self._abandoned)
+        self._alerts = AlertBoard(
+            threshold=self._policy.raise_at, clear_below=self._policy.clear_below
+        )
+        self._closed = False
+        self._calls_total = 0
+        self._rejected_total = 0
+        self._abandoned_total = 0
+        self._queue_depth = 0
+        self._in_flight = 0
+
+    @property
+    def policy(self) -> PermitPolicy:
+        return self._policy
+
+    # -- Acquire ---------------------------------------------------------------------------
+
+    async def acquire(
+        self, fixture_id: str, *, budget: float = math.inf, client_id: str = ""
+    ) -> Grant:
+        if self._closed:
+            raise ShuttingDown(SHUTDOWN_RETRY_AFTER)
+        check_fixture_id(fixture_id)
+        if len(client_id) > MAX_CLIENT_ID:
+            raise InvalidArgument(
+                f"client_id must be at most {MAX_CLIENT_ID} characters, got {len(client_id)}",
+                field="client_id",
+            )
+        if not budget >= 0:  # also catches NaN
+            raise InvalidArgument(f"max_wait must not be negative, got {budget}s", field="max_wait")
+        now = self._clock.monotonic()
+        fx = self._fixtures.get(fixture_id) or self._track(fixture_id)
+        self._settle(fx, now)
+        if fx.waiters is None and fx.paused_until <= now and len(fx.window) < self._policy.limit:
+            grant = self._grant(fx, now, arrived_at=now, position=0, client_id=client_id)
+            self._reschedule(fx, now)
+            return grant
+        waiter = self._enqueue(fx, now, min(budget, self._policy.max_wait), client_id)
+        try:
+            return await waiter.future
+        except asyncio.CancelledError:
+            self._leave_queue(fx, waiter)
+            raise
+
+    def _track(self, fixture_id: str) -> FixtureState:
+        policy = self._policy
+        if len(self._fixtures) >= policy.max_fixtures:
+            self._rejected_total += 1
+            raise TooManyFixtures(
+                f"already tracking the maximum of {policy.max_fixtures} fixtures "
+                f"(--max-fixtures); fixture {fixture_id!r} cannot be added until one goes idle",
+                fixture_id=fixture_id,
+                # An idle fixture is forgotten within one window of its last grant.
+                retry_after=policy.window,
+                estimated_wait=policy.window,
+                queue_depth=0,
+                limit=policy.limit,
+            )
+        fx = self._fixtures[fixture_id] = FixtureState(fixture_id)
+        return fx
+
+    def _enqueue(self, fx: FixtureState, now: float, budget: float, client_id: str) -> Waiter:
+        policy = self._policy
+        depth = fx.queue_depth()
+        granted_at = self._grant_time(fx, depth + 1, now)
+        wait = granted_at - now
+        if depth >= policy.queue:
+            head_at = self._grant_time(fx, 1, now)
+            raise self._refuse(
+                fx,
+                QueueFull(
+                    f"fixture {fx.fixture_id!r} is at its limit of {policy.limit} calls per "
+                    f"{policy.window:g}s and its queue of {policy.queue} is full; "
+                    f"retry in {head_at - now:.3f}s",
+                    fixture_id=fx.fixture_id,
+                    retry_after=head_at - now,
+                    estimated_wait=wait,
+                    queue_depth=depth,
+                    limit=policy.limit,
+                    paused_for=fx.paused_until - now,
+                ),
+            )
+        if wait > budget:
+            raise self._refuse(fx, self._too_long(fx, now, wait, budget, depth))
+        waiters = fx.waiters
+        if waiters is None:
+            waiters = fx.waiters = WaiterQueue()
+        waiter = Waiter(
+            asyncio.get_running_loop().create_future(),
+            arrived_at=now,
+            deadline=now + budget,
+            position=depth + 1,
+            client_id=client_id,
+        )
+        waiters.append(waiter)
+        self._queue_depth += 1
+        self._reschedule(fx, now)
+        return waiter
+
+    def _too_long(
+        self, fx: FixtureState, now: float, wait: float, budget: float, depth: int
+    ) -> WaitTooLong:
+        paused_for = fx.paused_until - now
+        why = (
+            f" (paused after an upstream 429 for {paused_for:.3f}s more)" if paused_for > 0 else ""
+        )
+        # With no other traffic, the same request fits its budget once the wait shrinks this much.
+        retry_after = wait - budget
+        return WaitTooLong(
+            f"fixture {fx.fixture_id!r} would grant this request in {wait:.3f}s{why}, longer "
+            f"than it can wait ({budget:.3f}s); retry in {retry_after:.3f}s",
+            fixture_id=fx.fixture_id,
+            retry_after=retry_after,
+            estimated_wait=wait,
+            queue_depth=depth,
+            limit=self._policy.limit,
+            paused_for=paused_for,
+        )
+
+    def _refuse(self, fx: FixtureState, refusal: PermitRefused) -> PermitRefused:
+        fx.rejected_total += 1
+        self._rejected_total += 1
+        return refusal
+
+    def _leave_queue(self, fx: FixtureState, waiter: Waiter) -> None:
+        """The waiter's caller went away (cancelled, or its deadline passed)."""
+        future = waiter.future
+        if future.done() and not future.cancelled() and future.exception() is None:
+            # Granted in the same instant the caller left: the grant goes to the next in line.
+            self._take_back(fx, future.result().permit_id)
+        elif fx.waiters is not None and fx.waiters.remove(waiter):
+            self._queue_depth -= 1
+            if not fx.waiters:
+                fx.waiters = None
+        now = self._clock.monotonic()
+        self._settle(fx, now)
+        self._reschedule(fx, now)
+
+    def _take_back(self, fx: FixtureState, permit_id: str) -> None:
+        lease = self._leases.get(permit_id)
+        if lease is None or lease.released:
+            return
+        self._leases.discard(permit_id)
+        fx.in_flight -= 1
+        self._in_flight -= 1
+        fx.window.refund(lease.leaves_window_at)
+
+    # -- Granting --------------------------------------------------------------------------
+
+    def _grant_time(self, fx: FixtureState, n: int, now: float) -> float:
+        policy = self._policy
+        return fx.window.grant_time(
+            n, now, limit=policy.limit, window=policy.window, not_before=fx.paused_until
+        )
+
+    def _settle(self, fx: FixtureState, now: float) -> None:
+        """Bring a fixture up to `now`: drop grants that left the window, serve the queue head."""
+        window = fx.window
+        window.prune(now)
+        waiters = fx.waiters
+        if waiters is not None and fx.paused_until <= now:
+            limit = self._policy.limit
+            while len(window) < limit:
+                waiter = waiters.popleft()
+                self._queue_depth -= 1
+                if not waiter.future.done():
+                    waiter.future.set_result(
+                        self._grant(
+                            fx,
+                            now,
+                            arrived_at=waiter.arrived_at,
+                            position=waiter.position,
+                            client_id=waiter.client_id,
+                        )
+                    )
+                if not waiters:
+                    fx.waiters = None
+                    break
+        if fx.hot and len(window) < self._alerts.clear_below:
+            fx.hot = self._alerts.observe(
+                fx.fixture_id, len(window), True, self._clock.to_wall(now)
+            )
+
+    def _grant(
+        self, fx: FixtureState, now: float, *, arrived_at: float, position: int, client_id: str
+    ) -> Grant:
+        policy = self._policy
+        leaves_at = now + policy.window
+        fx.window.record(leaves_at)
+        fx.calls_total += 1
+        self._calls_total += 1
+        fx.in_flight += 1
+        self._in_flight += 1
+        expires_at = now + policy.lease
+        permit_id = self._leases.new_permit_id()
+        self._leases.open(
+            PermitLease(
+                permit_id,
+                fx.fixture_id,
+                leaves_window_at=leaves_at,
+                expires_at=expires_at,
+                client_id=client_id,
+            )
+        )
+        calls = len(fx.window)
+        to_wall = self._clock.to_wall
+        if not fx.hot and calls >= self._alerts.threshold:
+            fx.hot = self._alerts.observe(fx.fixture_id, calls, False, to_wall(now))
+        return Grant(
+            permit_id=permit_id,
+            fixture_id=fx.fixture_id,
+            granted_at=to_wall(now),
+            waited=now - arrived_at,
+            queue_position=position,
+            remaining=policy.limit - calls,
+            lease_expires_at=to_wall(expires_at),
+        )
+
+    # -- The one timer per fixture ---------------------------------------------------------
+
+    def _reschedule(self, fx: FixtureState, now: float) -> None:
+        """Arm the fixture's timer for its next change, or forget the fixture if it is idle."""
+        at = self._next_change(fx, now)
+        if at is None:
+            self._forget(fx)
+            return
+        if at == math.inf or at >= fx.timer_at:
+            # An earlier timer is already armed: when it fires it re-evaluates and re-arms.
+            return
+        if fx.timer is not None:
+            fx.timer.cancel()
+        fx.timer_at = at
+        fx.timer = self._clock.call_at(at, partial(self._on_timer, fx, at))
+
+    def _next_change(self, fx: FixtureState, now: float) -> float | None:
+        """When the fixture next changes with no request arriving; None if it is idle now."""
+        if fx.waiters is not None:
+            return self._grant_time(fx, 1, now)
+        window = fx.window
+        at = math.inf
+        if fx.hot:
+            at = window.falls_to(self._alerts.clear_below - 1)
+        if fx.in_flight == 0:  # otherwise the end of the last lease re-evaluates
+            idle_at = max(window.newest_leaves_at() if len(window) else -math.inf, fx.paused_until)
+            if idle_at <= now:
+                return None
+            at = min(at, idle_at)
+        return at
+
+    def _on_timer(self, fx: FixtureState, at: float) -> None:
+        fx.timer = None
+        fx.timer_at = math.inf
+        if self._fixtures.get(fx.fixture_id) is not fx:
+            return
+        # The loop may run a timer a hair before its time; the time it was set for has come.
+        now = max(self._clock.monotonic(), at)
+        self._settle(fx, now)
+        self._reschedule(fx, now)
+
+    def _forget(self, fx: FixtureState) -> None:
+        if fx.timer is not None:
+            fx.timer.cancel()
+            fx.timer = None
+        self._fixtures.pop(fx.fixture_id, None)
+
+    # -- Release and leases ----------------------------------------------------------------
+
+    async def release(
+        self,
+        permit_id: str,
+        outcome: Outcome = Outcome.SUCCESS,
+        upstream_retry_after: float | None = None,
+    ) -> bool:
+        if not permit_id:
+            raise InvalidArgument("permit_id must not be empty", field="permit_id")
+        if upstream_retry_after is not None and not (
+            0 <= upstream_retry_after <= MAX_UPSTREAM_RETRY_AFTER
+        ):
+            raise InvalidArgument(
+                f"upstream_retry_after must be between 0 and {MAX_UPSTREAM_RETRY_AFTER:g}s, "
+                f"got {upstream_retry_after}s",
+                field="upstream_retry_after",
+            )
+        lease = self._leases.get(permit_id)
+        if lease is None:
+            raise PermitNotFound(permit_id)
+        if lease.released:
+            return True
+        lease.released = True
+        fx = self._fixtures[lease.fixture_id]  # a fixture with a live lease is never forgotten
+        fx.in_flight -= 1
+        self._in_flight -= 1
+        now = self._clock.monotonic()
+        if outcome is Outcome.NOT_SENT:
+            fx.window.refund(lease.leaves_window_at)
+        elif outcome is Outcome.UPSTREAM_RATE_LIMITED:
+            pause = self._policy.window if upstream_retry_after is None else upstream_retry_after
+            self._pause(fx, now, pause)
+        self._settle(fx, now)
+        self._reschedule(fx, now)
+        return False
+
+    def _pause(self, fx: FixtureState, now: float, seconds: float) -> None:
+        until = now + seconds
+        if until <= fx.paused_until:
+            return
+        fx.paused_until = until
+        logger.warning(
+            "fixture paused after an upstream 429: fixture_id=%s seconds=%.3f queue_depth=%d",
+            fx.fixture_id,
+            seconds,
+            fx.queue_depth(),
+            extra={"event": "fixture_paused", "fixture_id": fx.fixture_id, "seconds": seconds},
+        )
+        waiters = fx.waiters
+        if waiters is None:
+            return
+        # Waiters keep their places; those the pause pushes past their budget are told now
+        # rather than at their deadline. A rare event, so one pass over the queue is fine.
+        position = 0
+        for waiter in list(waiters):
+            granted_at = self._grant_time(fx, position + 1, now)
+            if granted_at <= waiter.deadline:
+                position += 1
+                continue
+            waiters.remove(waiter)
+            self._queue_depth -= 1
+            budget = waiter.deadline - waiter.arrived_at
+            refusal = self._refuse(fx, self._too_long(fx, now, granted_at - now, budget, position))
+            if not waiter.future.done():
+                waiter.future.set_exception(refusal)
+        if not waiters:
+            fx.waiters = None
+
+    def _abandoned(self, lease: PermitLease) -> None:
+        fx = self._fixtures[lease.fixture_id]
+        fx.in_flight -= 1
+        self._in_flight -= 1
+        fx.abandoned_total += 1
+        self._abandoned_total += 1
+        logger.warning(
+            "permit abandoned (lease ended without a release): fixture_id=%s permit_id=%s "
+            "client_id=%s",
+            lease.fixture_id,
+            lease.permit_id,
+            lease.client_id or "-",
+            extra={
+                "event": "permit_abandoned",
+                "fixture_id": lease.fixture_id,
+                "permit_id": lease.permit_id,
+                "client_id": lease.client_id,
+            },
+        )
+        now = self._clock.monotonic()
+        self._settle(fx, now)
+        self._reschedule(fx, now)
+
+    # -- Stats -----------------------------------------------------------------------------
+
+    async def stats(self, view: StatsView) -> StatsSnapshot:
+        now = self._clock.monotonic()
+        fixtures = self._fixtures
+        if view.fixture_ids:
+            rows = [self._fixture_stats(fixtures.get(f), f, now) for f in view.fixture_ids]
+            rows.sort(key=FixtureStats.heat_key)
+        else:
+            hottest = heapq.nsmallest(
+                view.top_n,
+                fixtures.values(),
+                key=lambda fx: (-fx.window.count_at(now), -fx.queue_depth(), fx.fixture_id),
+            )
+            rows = [self._fixture_stats(fx, fx.fixture_id, now) for fx in hottest]
+        alerts = [
+            replace(alert, calls_in_window=fixtures[alert.fixture_id].window.count_at(now))
+            for alert in self._alerts.active()
+            if alert.fixture_id in fixtures
+        ]
+        return StatsSnapshot(
+            generated_at=self._clock.to_wall(now),
+            fixtures=rows,
+            totals=Totals(
+                fixtures_tracked=len(fixtures),
+                calls_total=self._calls_total,
+                rejected_total=self._rejected_total,
+                queue_depth=self._queue_depth,
+                in_flight=self._in_flight,
+                abandoned_total=self._abandoned_total,
+            ),
+            alerts=alerts,
+        )
+
+    def _fixture_stats(self, fx: FixtureState | None, fixture_id: str, now: float) -> FixtureStats:
+        policy = self._policy
+        if fx is None:
+            fx = FixtureState(fixture_id)  # untracked: every count is zero
+        calls = fx.window.count_at(now)
+        return FixtureStats(
+            fixture_id=fixture_id,
+            calls_in_window=calls,
+            calls_total=fx.calls_total,
+            queue_depth=fx.queue_depth(),
+            queue_capacity=policy.queue,
+            rejected_total=fx.rejected_total,
+            in_flight=fx.in_flight,
+            limit=policy.limit,
+            window=policy.window,
+            utilization=calls / policy.limit,
+            hot=fx.hot,
+            paused_until=self._clock.to_wall(fx.paused_until) if fx.paused_until > now else None,
+            abandoned_total=fx.abandoned_total,
+        )
+
+    def subscribe_alerts(self, listener: AlertListener) -> Callable[[], None]:
+        return self._alerts.subscribe(listener)
+
+    # -- Shutdown --------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for fx in self._fixtures.values():
+            if fx.timer is not None:
+                fx.timer.cancel()
+                fx.timer = None
+            if fx.waiters is not None:
+                for waiter in fx.waiters:
+                    if not waiter.future.done():
+                        waiter.future.set_exception(ShuttingDown(SHUTDOWN_RETRY_AFTER))
+                fx.waiters = None
+        self._queue_depth = 0
+        self._leases.close()

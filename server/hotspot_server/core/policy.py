@@ -1,0 +1,56 @@
+"""The limits every fixture is held to."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class PermitPolicy:
+    limit: int = 50
+    """Grants allowed in any sliding window."""
+    window: float = 60.0
+    """Length of the sliding window, seconds."""
+    queue: int = 100
+    """Waiters allowed per fixture once the window is full."""
+    alert_ratio: float = 0.8
+    """A fixture is hot at alert_ratio * limit calls in its window."""
+    lease: float = 30.0
+    """A permit not released within this many seconds is counted as abandoned."""
+    max_wait: float = 300.0
+    """Longest any request may wait in a queue, whatever it asks for."""
+    max_fixtures: int = 100_000
+    """Fixtures tracked at once."""
+
+    def __post_init__(self) -> None:
+        rules = [
+            (self.limit >= 1, f"limit must be at least 1, got {self.limit}"),
+            (self.window > 0, f"window must be positive, got {self.window}s"),
+            (self.queue >= 0, f"queue must be 0 or more, got {self.queue}"),
+            (
+                0.1 < self.alert_ratio <= 1.0,
+                f"alert_ratio must be above 0.1 and at most 1.0, got {self.alert_ratio}",
+            ),
+            (self.lease > 0, f"lease must be positive, got {self.lease}s"),
+            (self.max_wait >= 0, f"max_wait must be 0 or more, got {self.max_wait}s"),
+            (self.max_fixtures >= 1, f"max_fixtures must be at least 1, got {self.max_fixtures}"),
+        ]
+        for ok, message in rules:
+            if not ok:
+                raise ValueError(message)
+
+    @property
+    def raise_at(self) -> int:
+        """Calls in the window at which a fixture becomes hot."""
+        return _ceil_count(self.alert_ratio * self.limit)
+
+    @property
+    def clear_below(self) -> int:
+        """A hot fixture cools down when its calls fall below this; the gap stops flapping."""
+        return _ceil_count((self.alert_ratio - 0.1) * self.limit)
+
+
+def _ceil_count(value: float) -> int:
+    # Rounding first keeps float noise (0.7 * 50 == 35.00000000000001) from moving a threshold.
+    return max(1, math.ceil(round(value, 9)))

@@ -1,0 +1,113 @@
+"""Server settings from flags and an optional TOML file (flags win)."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import tomllib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from hotspot_server.core.policy import PermitPolicy
+
+_DURATION = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h)?\s*")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration(text: str | float) -> float:
+    """Seconds from `60s`, `500ms`, `2m`, `1h` or a bare number of seconds."""
+    if isinstance(text, int | float) and not isinstance(text, bool):
+        return float(text)
+    match = _DURATION.fullmatch(str(text))
+    if match is None:
+        raise ValueError(f"not a duration: {text!r} (use e.g. 60s, 500ms, 2m, 1h)")
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """HOST:PORT (IPv6 hosts in brackets: [::1]:50051)."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"not a HOST:PORT address: {text!r}")
+    return host.strip("[]"), int(port)
+
+
+@dataclass(frozen=True)
+class Settings:
+    listen: str = "127.0.0.1:50051"
+    policy: PermitPolicy = field(default_factory=PermitPolicy)
+    grace: float = 5.0
+    backend: str = "memory://"
+    log_format: str = "text"
+
+
+# Each setting: its key (flag --key with dashes, TOML key with underscores), how to parse it,
+# and whether it belongs to the PermitPolicy.
+_KEYS: dict[str, tuple[Callable[[Any], Any], str]] = {
+    "listen": (str, "gRPC address to listen on, HOST:PORT"),
+    "limit": (int, "grants per sliding window per fixture (default 50)"),
+    "window": (parse_duration, "sliding window length (default 60s)"),
+    "queue": (int, "waiters per fixture once the window is full (default 100)"),
+    "alert_ratio": (float, "a fixture is hot at this share of its limit (default 0.8)"),
+    "lease": (parse_duration, "a permit not released by then is abandoned (default 30s)"),
+    "max_wait": (parse_duration, "longest wait in a queue for any request (default 5m)"),
+    "max_fixtures": (int, "fixtures tracked at once (default 100000)"),
+    "grace": (parse_duration, "time allowed for a clean shutdown (default 5s)"),
+    "backend": (str, "state backend URL (default memory://)"),
+    "log_format": (str, "text or json (default text)"),
+}
+_POLICY_KEYS = {f.name for f in fields(PermitPolicy)}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hotspot-server",
+        description="Rate-permit service: exact per-fixture sliding windows with FIFO queues.",
+    )
+    parser.add_argument("--config", type=Path, help="TOML file with the same keys as the flags")
+    for key, (_, help_text) in _KEYS.items():
+        parser.add_argument(f"--{key.replace('_', '-')}", dest=key, help=help_text)
+    return parser
+
+
+def load_settings(argv: Sequence[str] | None = None) -> Settings:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return settings_from(_read_config(args.config) if args.config else {}, vars(args))
+    except (ValueError, OSError, tomllib.TOMLDecodeError) as error:
+        parser.error(str(error))
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    with path.open("rb") as f:
+        raw = tomllib.load(f)
+    config = {k.replace("-", "_"): v for k, v in raw.items()}
+    unknown = sorted(set(config) - set(_KEYS))
+    if unknown:
+        raise ValueError(f"{path}: unknown keys {unknown}; known keys: {sorted(_KEYS)}")
+    return config
+
+
+def settings_from(config: dict[str, Any], flags: dict[str, Any]) -> Settings:
+    values: dict[str, Any] = {}
+    for key, (parse, _) in _KEYS.items():
+        raw = flags.get(key)
+        if raw is None:
+            raw = config.get(key)
+        if raw is None:
+            continue
+        try:
+            values[key] = parse(raw)
+        except ValueError as error:
+            raise ValueError(f"{key}: {error}") from None
+    policy = PermitPolicy(**{k: v for k, v in values.items() if k in _POLICY_KEYS})
+    rest = {k: v for k, v in values.items() if k not in _POLICY_KEYS}
+    parse_address(rest.get("listen", Settings.listen))
+    if rest.get("grace", 0.0) < 0:
+        raise ValueError(f"grace must not be negative, got {rest['grace']}s")
+    if rest.get("log_format", "text") not in ("text", "json"):
+        raise ValueError(f"log_format must be text or json, got {rest['log_format']!r}")
+    return Settings(policy=policy, **rest)

@@ -1,0 +1,86 @@
+"""PermitServicer: hotspot.v1.PermitService over a PermitBackend. It only maps wire <-> core."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator
+
+import grpc
+
+from hotspot.v1 import permits_pb2 as pb
+from hotspot.v1 import permits_pb2_grpc
+from hotspot_server.core.backend import PermitBackend
+from hotspot_server.core.errors import InvalidArgument, PermitError
+from hotspot_server.core.stats import stats_view
+from hotspot_server.core.stats_feed import DEFAULT_INTERVAL, MIN_INTERVAL, StatsFeed
+from hotspot_server.transport.grpc_errors import abort_with
+from hotspot_server.transport.grpc_messages import (
+    grant_to_proto,
+    outcome_from_proto,
+    snapshot_to_proto,
+)
+from hotspot_server.transport.proto_time import duration_seconds
+
+Context = grpc.aio.ServicerContext[object, object]
+
+
+class PermitServicer(permits_pb2_grpc.PermitServiceServicer):
+    def __init__(self, backend: PermitBackend, feed: StatsFeed) -> None:
+        self._backend = backend
+        self._feed = feed
+
+    async def Acquire(self, request: pb.AcquireRequest, context: Context) -> pb.AcquireResponse:
+        budget = duration_seconds(request.max_wait) if request.HasField("max_wait") else math.inf
+        remaining = context.time_remaining()
+        if remaining is not None:
+            budget = min(budget, max(0.0, remaining))
+        try:
+            grant = await self._backend.acquire(
+                request.fixture_id, budget=budget, client_id=request.client_id
+            )
+        except PermitError as error:
+            await abort_with(context, error)
+        return grant_to_proto(grant)
+
+    async def Release(self, request: pb.ReleaseRequest, context: Context) -> pb.ReleaseResponse:
+        try:
+            retry_after = (
+                duration_seconds(request.upstream_retry_after)
+                if request.HasField("upstream_retry_after")
+                else None
+            )
+            already = await self._backend.release(
+                request.permit_id, outcome_from_proto(request.outcome), retry_after
+            )
+        except PermitError as error:
+            await abort_with(context, error)
+        return pb.ReleaseResponse(already_released=already)
+
+    async def Stats(self, request: pb.StatsRequest, context: Context) -> pb.StatsResponse:
+        try:
+            view = stats_view(request.top_n, list(request.fixture_ids))
+        except PermitError as error:
+            await abort_with(context, error)
+        return snapshot_to_proto(await self._backend.stats(view))
+
+    async def WatchStats(
+        self, request: pb.WatchStatsRequest, context: Context
+    ) -> AsyncIterator[pb.StatsResponse]:
+        try:
+            view = stats_view(request.top_n, list(request.fixture_ids))
+            interval = (
+                duration_seconds(request.interval)
+                if request.HasField("interval")
+                else DEFAULT_INTERVAL
+            )
+            if interval < MIN_INTERVAL:
+                raise InvalidArgument(
+                    f"interval must be at least {MIN_INTERVAL * 1000:g} ms, "
+                    f"got {interval * 1000:g} ms",
+                    field="interval",
+                )
+        except PermitError as error:
+            await abort_with(context, error)
+        async with self._feed.subscribe(view, interval) as subscription:
+            async for snapshot in subscription:
+                yield snapshot_to_proto(snapshot)

@@ -36,7 +36,7 @@ def test_full_window_stays_small() -> None:
     import sys
 
     w = window_of(*[float(i) for i in range(50)])
-    assert sys.getsizeof(w._leaves_at) <= 600
+    assert sys.getsizeof(w) <= 600
 
 
 def simulate(

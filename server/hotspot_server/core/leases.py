@@ -24,7 +24,6 @@ class PermitLease:
         self,
         permit_id: str,
         fixture_id: str,
-        *,
         leaves_window_at: float,
         expires_at: float,
         client_id: str,
@@ -58,13 +57,17 @@ class LeaseBook:
     def __len__(self) -> int:
         return len(self._leases)
 
-    def new_permit_id(self) -> str:
-        return f"{self._prefix}-{next(self._serial):x}"
-
-    def open(self, lease: PermitLease) -> None:
-        self._leases[lease.permit_id] = lease
+    def issue(
+        self, fixture_id: str, leaves_window_at: float, expires_at: float, client_id: str
+    ) -> PermitLease:
+        """A new lease under a fresh permit id."""
+        permit_id = f"{self._prefix}-{next(self._serial):x}"
+        lease = self._leases[permit_id] = PermitLease(
+            permit_id, fixture_id, leaves_window_at, expires_at, client_id
+        )
         if self._timer is None:
-            self._timer = self._clock.call_at(lease.expires_at, self._expire)
+            self._timer = self._clock.call_at(expires_at, self._expire)
+        return lease
 
     def get(self, permit_id: str) -> PermitLease | None:
         return self._leases.get(permit_id)

@@ -117,10 +117,14 @@ class MemoryBackend:
             raise InvalidArgument(f"max_wait must not be negative, got {budget}s", field="max_wait")
         now = self._clock.monotonic()
         fx = self._fixtures.get(fixture_id) or self._track(fixture_id)
-        self._settle(fx, now)
+        if fx.waiters is None and not fx.hot:
+            fx.window.prune(now)  # all that settling does for a fixture with no queue, not hot
+        else:
+            self._settle(fx, now)
         if fx.waiters is None and fx.paused_until <= now and len(fx.window) < self._policy.limit:
             grant = self._grant(fx, now, arrived_at=now, position=0, client_id=client_id)
-            self._reschedule(fx, now)
+            if fx.hot:  # otherwise the live lease means nothing can change before its release
+                self._reschedule(fx, now)
             return grant
         waiter = self._enqueue(fx, now, min(budget, self._policy.max_wait), client_id)
         try:
@@ -272,35 +276,28 @@ class MemoryBackend:
         self, fx: FixtureState, now: float, *, arrived_at: float, position: int, client_id: str
     ) -> Grant:
         policy = self._policy
+        window = fx.window
         leaves_at = now + policy.window
-        fx.window.record(leaves_at)
+        window.record(leaves_at)
         fx.calls_total += 1
-        self._calls_total += 1
         fx.in_flight += 1
+        self._calls_total += 1
         self._in_flight += 1
-        expires_at = now + policy.lease
-        permit_id = self._leases.new_permit_id()
-        self._leases.open(
-            PermitLease(
-                permit_id,
-                fx.fixture_id,
-                leaves_window_at=leaves_at,
-                expires_at=expires_at,
-                client_id=client_id,
-            )
-        )
-        calls = len(fx.window)
-        to_wall = self._clock.to_wall
-        if not fx.hot and calls >= self._alerts.threshold:
-            fx.hot = self._alerts.observe(fx.fixture_id, calls, False, to_wall(now))
+        permit_id = self._leases.issue(
+            fx.fixture_id, leaves_at, now + policy.lease, client_id
+        ).permit_id
+        calls = len(window)
+        wall = self._clock.to_wall(now)
+        if calls >= self._alerts.threshold and not fx.hot:
+            fx.hot = self._alerts.observe(fx.fixture_id, calls, False, wall)
         return Grant(
-            permit_id=permit_id,
-            fixture_id=fx.fixture_id,
-            granted_at=to_wall(now),
-            waited=now - arrived_at,
-            queue_position=position,
-            remaining=policy.limit - calls,
-            lease_expires_at=to_wall(expires_at),
+            permit_id,
+            fx.fixture_id,
+            wall,
+            now - arrived_at,
+            position,
+            policy.limit - calls,
+            wall + policy.lease,
         )
 
     # -- The one timer per fixture ---------------------------------------------------------

@@ -52,11 +52,14 @@ class ShuttingDown(PermitError):
 
 
 class PermitRefused(PermitError):
-    """Refused at once, with when to come back."""
+    """Refused at once, with when to come back.
+
+    Refusals are the hot path under overload, so the message is only written
+    when someone reads it (str(error)).
+    """
 
     def __init__(
         self,
-        message: str,
         *,
         fixture_id: str,
         retry_after: float,
@@ -65,7 +68,7 @@ class PermitRefused(PermitError):
         limit: int,
         paused_for: float = 0.0,
     ) -> None:
-        super().__init__(message)
+        super().__init__()
         self.fixture_id = fixture_id
         self.retry_after = max(0.0, retry_after)
         self.estimated_wait = max(0.0, estimated_wait)
@@ -73,14 +76,95 @@ class PermitRefused(PermitError):
         self.limit = limit
         self.paused_for = max(0.0, paused_for)
 
+    def _paused(self) -> str:
+        if self.paused_for > 0:
+            return f" (paused after an upstream 429 for {self.paused_for:.3f}s more)"
+        return ""
+
 
 class QueueFull(PermitRefused):
     reason = "QUEUE_FULL"
+
+    def __init__(
+        self,
+        *,
+        fixture_id: str,
+        retry_after: float,
+        estimated_wait: float,
+        queue_depth: int,
+        limit: int,
+        paused_for: float,
+        window: float,
+        capacity: int,
+    ) -> None:
+        super().__init__(
+            fixture_id=fixture_id,
+            retry_after=retry_after,
+            estimated_wait=estimated_wait,
+            queue_depth=queue_depth,
+            limit=limit,
+            paused_for=paused_for,
+        )
+        self.window = window
+        self.capacity = capacity
+
+    def __str__(self) -> str:
+        return (
+            f"fixture {self.fixture_id!r} is at its limit of {self.limit} calls per "
+            f"{self.window:g}s and its queue of {self.capacity} is full{self._paused()}; "
+            f"retry in {self.retry_after:.3f}s"
+        )
 
 
 class WaitTooLong(PermitRefused):
     reason = "WAIT_TOO_LONG"
 
+    def __init__(
+        self,
+        *,
+        fixture_id: str,
+        retry_after: float,
+        estimated_wait: float,
+        queue_depth: int,
+        limit: int,
+        paused_for: float,
+        budget: float,
+    ) -> None:
+        super().__init__(
+            fixture_id=fixture_id,
+            retry_after=retry_after,
+            estimated_wait=estimated_wait,
+            queue_depth=queue_depth,
+            limit=limit,
+            paused_for=paused_for,
+        )
+        self.budget = budget
+
+    def __str__(self) -> str:
+        return (
+            f"fixture {self.fixture_id!r} would grant this request in "
+            f"{self.estimated_wait:.3f}s{self._paused()}, longer than it can wait "
+            f"({self.budget:.3f}s); retry in {self.retry_after:.3f}s"
+        )
+
 
 class TooManyFixtures(PermitRefused):
     reason = "TOO_MANY_FIXTURES"
+
+    def __init__(
+        self, *, fixture_id: str, retry_after: float, limit: int, max_fixtures: int
+    ) -> None:
+        super().__init__(
+            fixture_id=fixture_id,
+            retry_after=retry_after,
+            estimated_wait=retry_after,
+            queue_depth=0,
+            limit=limit,
+        )
+        self.max_fixtures = max_fixtures
+
+    def __str__(self) -> str:
+        return (
+            f"already tracking the maximum of {self.max_fixtures} fixtures (--max-fixtures); "
+            f"fixture {self.fixture_id!r} cannot be added until one goes idle"
+        )

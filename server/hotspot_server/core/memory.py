@@ -138,14 +138,11 @@ class MemoryBackend:
         if len(self._fixtures) >= policy.max_fixtures:
             self._rejected_total += 1
             raise TooManyFixtures(
-                f"already tracking the maximum of {policy.max_fixtures} fixtures "
-                f"(--max-fixtures); fixture {fixture_id!r} cannot be added until one goes idle",
                 fixture_id=fixture_id,
                 # An idle fixture is forgotten within one window of its last grant.
                 retry_after=policy.window,
-                estimated_wait=policy.window,
-                queue_depth=0,
                 limit=policy.limit,
+                max_fixtures=policy.max_fixtures,
             )
         fx = self._fixtures[fixture_id] = FixtureState(fixture_id)
         return fx
@@ -156,21 +153,17 @@ class MemoryBackend:
         granted_at = self._grant_time(fx, depth + 1, now)
         wait = granted_at - now
         if depth >= policy.queue:
-            head_at = self._grant_time(fx, 1, now)
-            raise self._refuse(
-                fx,
-                QueueFull(
-                    f"fixture {fx.fixture_id!r} is at its limit of {policy.limit} calls per "
-                    f"{policy.window:g}s and its queue of {policy.queue} is full; "
-                    f"retry in {head_at - now:.3f}s",
-                    fixture_id=fx.fixture_id,
-                    retry_after=head_at - now,
-                    estimated_wait=wait,
-                    queue_depth=depth,
-                    limit=policy.limit,
-                    paused_for=fx.paused_until - now,
-                ),
+            refusal = QueueFull(
+                fixture_id=fx.fixture_id,
+                retry_after=self._grant_time(fx, 1, now) - now,
+                estimated_wait=wait,
+                queue_depth=depth,
+                limit=policy.limit,
+                paused_for=fx.paused_until - now,
+                window=policy.window,
+                capacity=policy.queue,
             )
+            raise self._refuse(fx, refusal)
         if wait > budget:
             raise self._refuse(fx, self._too_long(fx, now, wait, budget, depth))
         waiters = fx.waiters
@@ -191,21 +184,15 @@ class MemoryBackend:
     def _too_long(
         self, fx: FixtureState, now: float, wait: float, budget: float, depth: int
     ) -> WaitTooLong:
-        paused_for = fx.paused_until - now
-        why = (
-            f" (paused after an upstream 429 for {paused_for:.3f}s more)" if paused_for > 0 else ""
-        )
-        # With no other traffic, the same request fits its budget once the wait shrinks this much.
-        retry_after = wait - budget
         return WaitTooLong(
-            f"fixture {fx.fixture_id!r} would grant this request in {wait:.3f}s{why}, longer "
-            f"than it can wait ({budget:.3f}s); retry in {retry_after:.3f}s",
             fixture_id=fx.fixture_id,
-            retry_after=retry_after,
+            # With no other traffic, the same request fits its budget once the wait shrinks so much.
+            retry_after=wait - budget,
             estimated_wait=wait,
             queue_depth=depth,
             limit=self._policy.limit,
-            paused_for=paused_for,
+            paused_for=fx.paused_until - now,
+            budget=budget,
         )
 
     def _refuse(self, fx: FixtureState, refusal: PermitRefused) -> PermitRefused:

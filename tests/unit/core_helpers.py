@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Any
 
-from hotspot_server.core.clock import Cancellable, LoopClock
+from hotspot_server.core.clock import LoopClock, Timer
 from hotspot_server.core.grants import Grant
 from hotspot_server.core.memory import MemoryBackend
 from hotspot_server.core.policy import PermitPolicy
@@ -18,12 +19,12 @@ class CountingClock(LoopClock):
         super().__init__()
         self.live: set[asyncio.TimerHandle] = set()
 
-    def call_at(self, when: float, callback: Callable[[], None]) -> Cancellable:
+    def call_at(self, when: float, callback: Callable[..., None], *args: Any) -> Timer:
         handle: asyncio.TimerHandle
 
         def run() -> None:
             self.live.discard(handle)
-            callback()
+            callback(*args)
 
         handle = asyncio.get_running_loop().call_at(when, run)
         self.live.add(handle)
@@ -37,6 +38,9 @@ class _Tracked:
     def __init__(self, handle: asyncio.TimerHandle, live: set[asyncio.TimerHandle]) -> None:
         self._handle = handle
         self._live = live
+
+    def when(self) -> float:
+        return self._handle.when()
 
     def cancel(self) -> None:
         self._handle.cancel()

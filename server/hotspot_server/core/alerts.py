@@ -35,14 +35,23 @@ class AlertBoard:
     def __init__(self, *, threshold: int, clear_below: int) -> None:
         self.threshold = threshold
         self.clear_below = clear_below
-        self._active: dict[str, Alert] = {}
+        # Only when each alert was raised: a hot fixture should cost a few bytes, not an object.
+        self._raised_at: dict[str, float] = {}
         self._listeners: list[AlertListener] = []
 
-    def is_hot(self, fixture_id: str) -> bool:
-        return fixture_id in self._active
-
-    def active(self) -> list[Alert]:
-        return list(self._active.values())
+    def active(self, calls_in_window: Callable[[str], int]) -> list[Alert]:
+        """The alerts raised and not cleared, with each fixture's current count."""
+        return [
+            Alert(
+                fixture_id,
+                AlertState.RAISED,
+                calls_in_window(fixture_id),
+                self.threshold,
+                self.clear_below,
+                at,
+            )
+            for fixture_id, at in self._raised_at.items()
+        ]
 
     def subscribe(self, listener: AlertListener) -> Callable[[], None]:
         self._listeners.append(listener)
@@ -61,9 +70,9 @@ class AlertBoard:
     def _change(self, fixture_id: str, state: AlertState, calls: int, at: float) -> None:
         alert = Alert(fixture_id, state, calls, self.threshold, self.clear_below, at)
         if state is AlertState.RAISED:
-            self._active[fixture_id] = alert
+            self._raised_at[fixture_id] = at
         else:
-            self._active.pop(fixture_id, None)
+            self._raised_at.pop(fixture_id, None)
         logger.warning(
             "hot spot %s: fixture_id=%s calls_in_window=%d threshold=%d clear_below=%d",
             state.value,

@@ -7,7 +7,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from itertools import count
 
-from hotspot_server.core.clock import Cancellable, Clock
+from hotspot_server.core.clock import Clock, Timer
 
 
 class PermitLease:
@@ -49,7 +49,7 @@ class LeaseBook:
         self._clock = clock
         self._on_abandoned = on_abandoned
         self._leases: OrderedDict[str, PermitLease] = OrderedDict()
-        self._timer: Cancellable | None = None
+        self._timer: Timer | None = None
         # Unique across processes and restarts, cheap to make: a random prefix and a counter.
         self._prefix = os.urandom(6).hex()
         self._serial = count(1)

@@ -7,11 +7,9 @@ import heapq
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import replace
-from functools import partial
 
 from hotspot_server.core.alerts import AlertBoard, AlertListener
-from hotspot_server.core.clock import Cancellable, Clock, LoopClock
+from hotspot_server.core.clock import Clock, LoopClock, Timer
 from hotspot_server.core.errors import (
     InvalidArgument,
     PermitNotFound,
@@ -35,6 +33,7 @@ SHUTDOWN_RETRY_AFTER = 1.0
 """Seconds a caller turned away by a shutdown should wait (another replica may answer sooner)."""
 MAX_CLIENT_ID = 128
 MAX_UPSTREAM_RETRY_AFTER = 3600.0
+_NEVER = -math.inf  # one shared float: `-math.inf` in __init__ would allocate one per fixture
 
 
 class FixtureState:
@@ -46,29 +45,35 @@ class FixtureState:
         "fixture_id",
         "hot",
         "in_flight",
+        "owner",
         "paused_until",
         "rejected_total",
         "timer",
-        "timer_at",
         "waiters",
         "window",
     )
 
-    def __init__(self, fixture_id: str) -> None:
+    def __init__(self, fixture_id: str, owner: MemoryBackend | None = None) -> None:
         self.fixture_id = fixture_id
+        self.owner = owner
         self.window = FixtureWindow()
         self.waiters: WaiterQueue | None = None  # created on the first waiter, dropped when empty
         self.in_flight = 0
         self.calls_total = 0
         self.rejected_total = 0
         self.abandoned_total = 0
-        self.paused_until = -math.inf
+        self.paused_until = _NEVER
         self.hot = False
-        self.timer: Cancellable | None = None
-        self.timer_at = math.inf
+        self.timer: Timer | None = None
 
     def queue_depth(self) -> int:
         return len(self.waiters) if self.waiters is not None else 0
+
+    def __call__(self) -> None:
+        """The fixture's timer fired. The state is its own callback: a bound method or an
+        args tuple per armed timer would cost every hot fixture another 48-64 bytes."""
+        if self.owner is not None:
+            self.owner._on_timer(self)
 
 
 class MemoryBackend:
@@ -144,7 +149,7 @@ class MemoryBackend:
                 limit=policy.limit,
                 max_fixtures=policy.max_fixtures,
             )
-        fx = self._fixtures[fixture_id] = FixtureState(fixture_id)
+        fx = self._fixtures[fixture_id] = FixtureState(fixture_id, self)
         return fx
 
     def _enqueue(self, fx: FixtureState, now: float, budget: float, client_id: str) -> Waiter:
@@ -295,13 +300,13 @@ class MemoryBackend:
         if at is None:
             self._forget(fx)
             return
-        if at == math.inf or at >= fx.timer_at:
+        timer = fx.timer
+        if at == math.inf or (timer is not None and timer.when() <= at):
             # An earlier timer is already armed: when it fires it re-evaluates and re-arms.
             return
-        if fx.timer is not None:
-            fx.timer.cancel()
-        fx.timer_at = at
-        fx.timer = self._clock.call_at(at, partial(self._on_timer, fx, at))
+        if timer is not None:
+            timer.cancel()
+        fx.timer = self._clock.call_at(at, fx)
 
     def _next_change(self, fx: FixtureState, now: float) -> float | None:
         """When the fixture next changes with no request arriving; None if it is idle now."""
@@ -318,13 +323,13 @@ class MemoryBackend:
             at = min(at, idle_at)
         return at
 
-    def _on_timer(self, fx: FixtureState, at: float) -> None:
+    def _on_timer(self, fx: FixtureState) -> None:
+        timer = fx.timer
         fx.timer = None
-        fx.timer_at = math.inf
-        if self._fixtures.get(fx.fixture_id) is not fx:
+        if timer is None or self._fixtures.get(fx.fixture_id) is not fx:
             return
         # The loop may run a timer a hair before its time; the time it was set for has come.
-        now = max(self._clock.monotonic(), at)
+        now = max(self._clock.monotonic(), timer.when())
         self._settle(fx, now)
         self._reschedule(fx, now)
 
@@ -441,11 +446,9 @@ class MemoryBackend:
                 key=lambda fx: (-fx.window.count_at(now), -fx.queue_depth(), fx.fixture_id),
             )
             rows = [self._fixture_stats(fx, fx.fixture_id, now) for fx in hottest]
-        alerts = [
-            replace(alert, calls_in_window=fixtures[alert.fixture_id].window.count_at(now))
-            for alert in self._alerts.active()
-            if alert.fixture_id in fixtures
-        ]
+        alerts = self._alerts.active(
+            lambda f: fixtures[f].window.count_at(now) if f in fixtures else 0
+        )
         return StatsSnapshot(
             generated_at=self._clock.to_wall(now),
             fixtures=rows,

@@ -1,0 +1,259 @@
+"""`make bench`: every benchmark, printed and written to docs/benchmarks.md.
+
+Shared machines are noisy, so each comparison is measured back to back in one
+round (the ratio is taken within the round), rounds are repeated, and the
+report gives every round and the median.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from bench import core_vs_limits, fixture_memory, grpc_throughput, overflow_burst
+from bench.machine import describe
+from bench.server_process import ServerProcess
+from bench.stats import median
+
+REPORT = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+
+
+def _row(cells: Sequence[object]) -> str:
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:
+    return [_row(header), _row(["---"] * len(header)), *(_row(r) for r in rows)]
+
+
+def _rounds_and_median(
+    values: list[dict[str, float]], columns: list[tuple[str, str, Callable[[float], str]]]
+) -> list[Sequence[object]]:
+    rows: list[Sequence[object]] = [
+        [f"round {i + 1}", *(fmt(v[key]) for key, _, fmt in columns)] for i, v in enumerate(values)
+    ]
+    rows.append(
+        [
+            "**median**",
+            *(f"**{fmt(median([v[key] for v in values]))}**" for key, _, fmt in columns),
+        ]
+    )
+    return rows
+
+
+async def section_a(rounds: int, seconds: float) -> list[str]:
+    results: list[dict[str, float]] = []
+    with ServerProcess("bench.bench_server") as server:
+        for _ in range(rounds):
+            for concurrency in (1, 16):
+                empty, permit = await grpc_throughput.measure(server, concurrency, seconds)
+                results.append(
+                    {
+                        "concurrency": concurrency,
+                        "empty_rps": empty.rpcs_per_second,
+                        "permit_rps": permit.rpcs_per_second,
+                        "ratio": permit.rpcs_per_second / empty.rpcs_per_second,
+                        "empty_p50": empty.p50_ms,
+                        "empty_p99": empty.p99_ms,
+                        "permit_p50": permit.p50_ms,
+                        "permit_p99": permit.p99_ms,
+                        "empty_cpu": empty.server_cpu_us_per_rpc,
+                        "permit_cpu": permit.server_cpu_us_per_rpc,
+                        "cpu_ratio": empty.server_cpu_us_per_rpc / permit.server_cpu_us_per_rpc,
+                    }
+                )
+    lines = [
+        "## (a) Uncontended Acquire+Release against an empty unary RPC",
+        "",
+        "Server (the real PermitServicer over MemoryBackend, default policy, plus an empty "
+        "`google.protobuf.Empty` RPC on the same grpc.aio server) in its own process; "
+        "grpc.aio client in another, closed loop. Every Acquire is on one of 20,000 "
+        "fixtures in turn, so none waits. `ratio` is Acquire/Release RPCs per second over "
+        f"empty RPCs per second in the same round (target >= 0.8); `server CPU ratio` "
+        f"compares the server's own CPU per RPC (from /proc), which still holds if the "
+        f"client is the bottleneck. {seconds:g} s per phase.",
+        "",
+    ]
+    for concurrency in (1, 16):
+        subset = [r for r in results if r["concurrency"] == concurrency]
+        lines += [f"Concurrency {concurrency}:", ""]
+        lines += _table(
+            [
+                "",
+                "empty RPC/s",
+                "permit RPC/s",
+                "ratio",
+                "empty p50/p99 ms",
+                "Acquire or Release p50/p99 ms",
+                "server CPU us/RPC empty / permit",
+                "server CPU ratio",
+            ],
+            [
+                [
+                    f"round {i + 1}",
+                    f"{r['empty_rps']:.0f}",
+                    f"{r['permit_rps']:.0f}",
+                    f"{r['ratio']:.2f}",
+                    f"{r['empty_p50']:.2f} / {r['empty_p99']:.2f}",
+                    f"{r['permit_p50']:.2f} / {r['permit_p99']:.2f}",
+                    f"{r['empty_cpu']:.0f} / {r['permit_cpu']:.0f}",
+                    f"{r['cpu_ratio']:.2f}",
+                ]
+                for i, r in enumerate(subset)
+            ]
+            + [
+                [
+                    "**median**",
+                    f"{median([r['empty_rps'] for r in subset]):.0f}",
+                    f"{median([r['permit_rps'] for r in subset]):.0f}",
+                    f"**{median([r['ratio'] for r in subset]):.2f}**",
+                    f"{median([r['empty_p50'] for r in subset]):.2f} / "
+                    f"{median([r['empty_p99'] for r in subset]):.2f}",
+                    f"{median([r['permit_p50'] for r in subset]):.2f} / "
+                    f"{median([r['permit_p99'] for r in subset]):.2f}",
+                    f"{median([r['empty_cpu'] for r in subset]):.0f} / "
+                    f"{median([r['permit_cpu'] for r in subset]):.0f}",
+                    f"**{median([r['cpu_ratio'] for r in subset]):.2f}**",
+                ]
+            ],
+        )
+        lines.append("")
+    return lines
+
+
+async def section_b(rounds: int, calls: int) -> list[str]:
+    values = []
+    for _ in range(rounds):
+        r = await core_vs_limits.measure(calls)
+        r["granted_ratio"] = r["limits_granted"] / r["hotspot_granted"]
+        r["refused_ratio"] = r["limits_refused"] / r["hotspot_refused"]
+        r["decision_ratio"] = r["limits_granted"] / r["hotspot_decision"]
+        values.append(r)
+
+    def us(x: float) -> str:
+        return f"{x * 1e6:.2f}"
+
+    def ratio(x: float) -> str:
+        return f"{x:.2f}x"
+
+    columns: list[tuple[str, str, Callable[[float], str]]] = [
+        ("limits_granted", "limits hit, granted (us)", us),
+        ("hotspot_granted", "hotspot acquire, granted (us)", us),
+        ("granted_ratio", "speed-up", ratio),
+        ("limits_refused", "limits hit, refused (us)", us),
+        ("hotspot_refused", "hotspot acquire, refused (us)", us),
+        ("refused_ratio", "speed-up", ratio),
+        ("hotspot_decision", "hotspot decision (us)", us),
+        ("decision_ratio", "decision speed-up vs limits granted", ratio),
+    ]
+    return [
+        "## (b) The core against `limits`' MovingWindowRateLimiter (memory storage)",
+        "",
+        core_vs_limits.__doc__.split("\n\n", 1)[1].strip() if core_vs_limits.__doc__ else "",
+        "",
+        f"{calls:,} calls per measurement; target >= 3x faster.",
+        "",
+        *_table(["", *(title for _, title, _ in columns)], _rounds_and_median(values, columns)),
+        "",
+    ]
+
+
+async def section_c(rounds: int) -> list[str]:
+    values = []
+    with ServerProcess(
+        "hotspot_server", "--listen", "127.0.0.1:0", "--http", "off", ready_line=True
+    ) as server:
+        for i in range(rounds):
+            burst = await overflow_burst.measure(server, f"burst-{i}")
+            values.append(
+                {
+                    "granted": float(burst.granted),
+                    "queued": float(burst.queued),
+                    "refused": float(burst.refused),
+                    "seconds": burst.all_refusals_answered_s,
+                }
+            )
+    columns: list[tuple[str, str, Callable[[float], str]]] = [
+        ("granted", "granted", lambda x: f"{x:.0f}"),
+        ("queued", "queued", lambda x: f"{x:.0f}"),
+        ("refused", "refused", lambda x: f"{x:.0f}"),
+        ("seconds", "every refusal answered after (s)", lambda x: f"{x:.3f}"),
+    ]
+    return [
+        "## (c) 1,000 concurrent Acquires on one fixture, default policy",
+        "",
+        "The `hotspot-server` process with its defaults; one grpc.aio client sends "
+        "1,000 Acquires at once (a new fixture each round). Target: every refusal "
+        "answered within 1 s.",
+        "",
+        *_table(["", *(title for _, title, _ in columns)], _rounds_and_median(values, columns)),
+        "",
+    ]
+
+
+async def section_d() -> list[str]:
+    result = await fixture_memory.measure()
+    return [
+        "## (d) Memory per tracked fixture",
+        "",
+        fixture_memory.__doc__.split("\n\n", 1)[1].strip() if fixture_memory.__doc__ else "",
+        "",
+        *_table(
+            ["fixtures", "traced bytes per fixture", "RSS growth per fixture", "took (s)"],
+            [
+                [
+                    f"{result.fixtures:,}",
+                    f"{result.traced_bytes_per_fixture:.0f}",
+                    f"{result.rss_bytes_per_fixture:.0f}",
+                    f"{result.seconds:.0f}",
+                ]
+            ],
+        ),
+        "",
+        "Target: <= 1 KiB (1,024 bytes) per fixture.",
+        "",
+    ]
+
+
+async def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=3.0, help="per throughput phase")
+    parser.add_argument("--calls", type=int, default=100_000, help="per core measurement")
+    parser.add_argument("--skip-memory", action="store_true", help="(d) takes about 2 minutes")
+    parser.add_argument("--no-write", action="store_true", help="print only")
+    args = parser.parse_args(argv)
+    logging.getLogger("hotspot").setLevel(logging.ERROR)
+
+    lines = [
+        "# Benchmarks",
+        "",
+        "Written by `make bench` (`python -m bench.run`); numbers, not timed tests.",
+        "",
+        f"- Run: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC",
+        f"- Machine: {describe()}",
+        "",
+    ]
+    for section in (
+        section_a(args.rounds, args.seconds),
+        section_b(args.rounds * 2 - 1, args.calls),
+        section_c(args.rounds),
+    ):
+        part = await section
+        print("\n".join(part), flush=True)
+        lines += part
+    if not args.skip_memory:
+        part = await section_d()
+        print("\n".join(part), flush=True)
+        lines += part
+    if not args.no_write:
+        REPORT.write_text("\n".join(lines) + "\n")
+        print(f"written to {REPORT}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

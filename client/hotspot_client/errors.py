@@ -1,0 +1,265 @@
+"""The client's error hierarchy, read from gRPC statuses and their rich details.
+
+Modelled on google-api-core: one base class carrying the status code, the
+message and the `google.rpc.ErrorInfo` (reason, domain, metadata), and a
+subclass per case a caller handles differently.
+
+    PermitError                  anything the permit service (or the client) reports
+    ├── RateLimitExceeded        RESOURCE_EXHAUSTED: QUEUE_FULL, WAIT_TOO_LONG, TOO_MANY_FIXTURES
+    ├── PermitServiceUnavailable UNAVAILABLE (unreachable, SHUTTING_DOWN) or no answer in time
+    ├── InvalidArgument          INVALID_ARGUMENT: a request broke a rule
+    │   └── InvalidFixtureId     ... the rule on fixture_id
+    └── PermitNotFound           NOT_FOUND: Release of an unknown or expired permit
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, cast
+
+import grpc
+from google.protobuf.message import DecodeError, Message
+
+# types-protobuf's google-stubs shadows the google namespace, hiding google.rpc's own .pyi files.
+from google.rpc import error_details_pb2  # type: ignore[import-untyped]
+from grpc_status import rpc_status
+
+from hotspot_server.core import errors as core
+from hotspot_server.transport.grpc_errors import ERROR_DOMAIN, RETRY_AFTER_KEY
+from hotspot_server.transport.proto_time import duration_seconds
+
+
+class PermitError(Exception):
+    """Base of every error the client raises for the permit service."""
+
+    code: grpc.StatusCode | None = None
+    """The gRPC status code; None for errors raised without a call (fail-open refusals)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: grpc.StatusCode | None = None,
+        reason: str | None = None,
+        domain: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        details: Sequence[Message] = (),
+        response: grpc.RpcError | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        self.reason = reason
+        """ErrorInfo.reason, e.g. QUEUE_FULL."""
+        self.domain = domain
+        self.metadata: Mapping[str, str] = dict(metadata or {})
+        """ErrorInfo.metadata."""
+        self.details = list(details)
+        """Every detail of the rich status, unpacked where the client knows its type."""
+        self.response = response
+        """The gRPC error this was read from, if any."""
+
+
+class RateLimitExceeded(PermitError):
+    """The fixture is at its limit and waiting cannot help: refused at once."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str,
+        fixture_id: str,
+        retry_after: float,
+        estimated_wait: float | None = None,
+        queue_depth: int | None = None,
+        limit: int | None = None,
+        paused_for: float | None = None,
+        **common: Any,
+    ) -> None:
+        super().__init__(message, reason=reason, **common)
+        self.reason: str = reason
+        self.fixture_id = fixture_id
+        self.retry_after = retry_after
+        """Seconds (RetryInfo): retried then, with no other traffic, the request is admitted."""
+        self.estimated_wait = estimated_wait
+        """Seconds until a request arriving now would be granted were the queue unbounded."""
+        self.queue_depth = queue_depth
+        self.limit = limit
+        self.paused_for = paused_for
+        """Seconds left of an upstream-429 pause, when one is on."""
+
+
+class PermitServiceUnavailable(PermitError):
+    """The permit service cannot be reached, is shutting down, or did not answer in time."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **common: Any) -> None:
+        super().__init__(message, **common)
+        self.retry_after = retry_after
+        """Seconds the service asked callers to wait (RetryInfo), if it said."""
+
+
+class InvalidArgument(PermitError):
+    """A request broke a rule; the message names it."""
+
+    code = grpc.StatusCode.INVALID_ARGUMENT
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        violations: Sequence[tuple[str, str]] = (),
+        **common: Any,
+    ) -> None:
+        super().__init__(message, **common)
+        self.field = field
+        self.violations = list(violations)
+        """(field, description) pairs from google.rpc.BadRequest."""
+
+
+class InvalidFixtureId(InvalidArgument):
+    """fixture_id must be 1 to 128 characters of [A-Za-z0-9._:-]."""
+
+
+class PermitNotFound(PermitError):
+    """The permit is unknown to the service, or its lease ended before the release."""
+
+    code = grpc.StatusCode.NOT_FOUND
+
+    def __init__(self, message: str, *, permit_id: str | None = None, **common: Any) -> None:
+        super().__init__(message, **common)
+        self.permit_id = permit_id
+
+
+def error_from_rpc(error: grpc.RpcError) -> PermitError:
+    """The client error for a failed call (sync, grpc.aio or grpc_testing alike)."""
+    if not callable(getattr(error, "code", None)):
+        return PermitError(str(error) or type(error).__name__, response=error)
+    code = error.code()
+    message = error.details() or code.name
+    details = _rich_details(error)
+    info = next((d for d in details if isinstance(d, error_details_pb2.ErrorInfo)), None)
+    common: dict[str, Any] = {
+        "code": code,
+        "domain": info.domain if info else None,
+        "metadata": dict(info.metadata) if info else None,
+        "details": details,
+        "response": error,
+    }
+    reason: str | None = info.reason if info else None
+    retry_after = _retry_after(error, details)
+    if code is grpc.StatusCode.RESOURCE_EXHAUSTED and info and info.domain == ERROR_DOMAIN:
+        metadata = info.metadata
+        return RateLimitExceeded(
+            message,
+            reason=info.reason,
+            fixture_id=metadata.get("fixture_id", ""),
+            retry_after=retry_after or 0.0,
+            estimated_wait=_milliseconds(metadata.get("estimated_wait_ms")),
+            queue_depth=_integer(metadata.get("queue_depth")),
+            limit=_integer(metadata.get("limit")),
+            paused_for=_milliseconds(metadata.get("paused_for_ms")),
+            **common,
+        )
+    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+        return PermitServiceUnavailable(message, retry_after=retry_after, reason=reason, **common)
+    if code is grpc.StatusCode.INVALID_ARGUMENT:
+        violations = [
+            (v.field, v.description)
+            for d in details
+            if isinstance(d, error_details_pb2.BadRequest)
+            for v in d.field_violations
+        ]
+        field = violations[0][0] if violations else None
+        kind = InvalidFixtureId if field == "fixture_id" else InvalidArgument
+        return kind(message, field=field, violations=violations, reason=reason, **common)
+    if code is grpc.StatusCode.NOT_FOUND:
+        permit_id = info.metadata.get("permit_id") if info else None
+        return PermitNotFound(message, permit_id=permit_id, reason=reason, **common)
+    return PermitError(message, reason=reason, **common)
+
+
+def error_from_core(error: core.PermitError) -> PermitError:
+    """The client error for a refusal of the in-process fallback window (fail-open)."""
+    message = str(error)
+    if isinstance(error, core.PermitRefused):
+        return RateLimitExceeded(
+            message,
+            reason=error.reason,
+            fixture_id=error.fixture_id,
+            retry_after=error.retry_after,
+            estimated_wait=error.estimated_wait,
+            queue_depth=error.queue_depth,
+            limit=error.limit,
+            paused_for=error.paused_for or None,
+        )
+    if isinstance(error, core.InvalidArgument):
+        kind = InvalidFixtureId if isinstance(error, core.InvalidFixtureId) else InvalidArgument
+        return kind(message, field=error.field, violations=[(error.field, message)])
+    if isinstance(error, core.PermitNotFound):
+        return PermitNotFound(message, permit_id=error.permit_id, reason=error.reason)
+    if isinstance(error, core.ShuttingDown):
+        return PermitServiceUnavailable(message, retry_after=error.retry_after, reason=error.reason)
+    return PermitError(message, reason=error.reason)
+
+
+_KNOWN_DETAILS = (
+    error_details_pb2.RetryInfo,
+    error_details_pb2.ErrorInfo,
+    error_details_pb2.BadRequest,
+)
+
+
+def _rich_details(error: grpc.RpcError) -> list[Message]:
+    """The google.rpc.Status details in grpc-status-details-bin, unpacked where known."""
+    try:
+        status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    except (ValueError, DecodeError):  # a status that contradicts the call, or garbage
+        return []
+    if status is None:
+        return []
+    details: list[Message] = []
+    for packed in status.details:
+        for kind in _KNOWN_DETAILS:
+            if packed.Is(kind.DESCRIPTOR):
+                detail = kind()
+                packed.Unpack(detail)
+                details.append(detail)
+                break
+        else:
+            details.append(packed)
+    return details
+
+
+def _retry_after(error: grpc.RpcError, details: Iterable[Message]) -> float | None:
+    """RetryInfo's delay; else the plain `retry-after` trailer (whole seconds)."""
+    for detail in details:
+        if isinstance(detail, error_details_pb2.RetryInfo):
+            return duration_seconds(detail.retry_delay)
+    # Metadata iterates as (key, value) pairs; grpc-stubs types it as Metadatum objects.
+    pairs = cast("Iterable[tuple[str, str | bytes]]", error.trailing_metadata() or ())
+    for key, value in pairs:
+        if key == RETRY_AFTER_KEY:
+            text = value.decode() if isinstance(value, bytes) else value
+            try:
+                return max(0.0, float(text))
+            except ValueError:
+                return None
+    return None
+
+
+def _integer(text: str | None) -> int | None:
+    try:
+        return int(text) if text is not None else None
+    except ValueError:
+        return None
+
+
+def _milliseconds(text: str | None) -> float | None:
+    ms = _integer(text)
+    return ms / 1000 if ms is not None else None

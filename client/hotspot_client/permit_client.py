@@ -1,0 +1,180 @@
+"""PermitClient: permits from the hotspot service over grpc.aio."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from types import TracebackType
+from typing import TYPE_CHECKING, Self, TypeVar
+
+import grpc
+
+from hotspot.v1 import permits_pb2_grpc
+from hotspot_client.backoff import CallBudget, UnavailableRetry, after_failure
+from hotspot_client.channel_options import CHANNEL_OPTIONS
+from hotspot_client.client_base import RELEASE_TIMEOUT, PermitClientBase
+from hotspot_client.errors import PermitError, PermitServiceUnavailable
+from hotspot_client.permit import Outcome, Permit, log_release_failure
+from hotspot_client.wire import (
+    acquire_request,
+    check_release,
+    permit_from_response,
+    release_request,
+)
+from hotspot_server.core.policy import PermitPolicy
+
+if TYPE_CHECKING:
+    from hotspot.v1.permits_pb2_grpc import PermitServiceAsyncStub
+
+Request = TypeVar("Request")
+Response = TypeVar("Response")
+
+
+class PermitClient(PermitClientBase):
+    """Permits from the hotspot service, for asyncio code.
+
+    Created from a target (`127.0.0.1:50051`; the client opens, and closes, its own
+    channel with keepalive) or from an open `grpc.aio.Channel` (left open on close).
+    The channel is opened on first use, inside the event loop that uses it.
+
+    fail_open=False (the default): when the service cannot be reached, calls raise
+    PermitServiceUnavailable. fail_open=True: they take permits from an in-process
+    sliding window per fixture instead (`fallback_policy`: by default the service's
+    default limit of 50 per 60 s), and log a warning that they did.
+    """
+
+    def __init__(
+        self,
+        target: str | None = None,
+        *,
+        channel: grpc.aio.Channel | None = None,
+        client_id: str = "",
+        fail_open: bool = False,
+        fallback_policy: PermitPolicy | None = None,
+        retry: UnavailableRetry | None = None,
+        release_timeout: float = RELEASE_TIMEOUT,
+    ) -> None:
+        super().__init__(
+            target,
+            channel,
+            client_id=client_id,
+            fail_open=fail_open,
+            fallback_policy=fallback_policy,
+            retry=retry,
+            release_timeout=release_timeout,
+        )
+        self._channel = channel
+        self._stub: PermitServiceAsyncStub | None = None
+
+    # -- Lifecycle -------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the channel the client opened (not one it was given) and the local windows."""
+        if self._closed:
+            return
+        self._closed = True
+        await self._local.close()
+        if self._owns_channel and self._channel is not None:
+            await self._channel.close(None)
+
+    def _permit_stub(self) -> PermitServiceAsyncStub:
+        self._check_open()
+        if self._stub is None:
+            if self._channel is None:
+                self._channel = grpc.aio.insecure_channel(self.target, options=CHANNEL_OPTIONS)
+            self._stub = permits_pb2_grpc.PermitServiceStub(self._channel)
+        return self._stub
+
+    # -- Permits ---------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def permit(
+        self, fixture_id: str, *, max_wait: float | None = None
+    ) -> AsyncIterator[Permit]:
+        """Hold a permit for the block; released as SUCCESS, FAILURE if it raises, or as marked."""
+        permit = await self.acquire(fixture_id, max_wait=max_wait)
+        failed = True
+        try:
+            yield permit
+            failed = False
+        finally:
+            outcome = permit.exit_outcome(failed)
+            try:
+                await self.release(permit, outcome, permit.upstream_retry_after)
+            except PermitError as error:
+                log_release_failure(permit, outcome, error)
+
+    async def acquire(self, fixture_id: str, *, max_wait: float | None = None) -> Permit:
+        """Wait for a permit, or raise at once when waiting cannot help.
+
+        max_wait: the caller's time budget in seconds, retries of UNAVAILABLE included;
+        the service refuses at once (WAIT_TOO_LONG) a request it could not grant within
+        it. 0: never queue. None: wait as long as the service allows (its --max-wait),
+        retrying UNAVAILABLE for at most `retry.give_up_after`. Raises RateLimitExceeded,
+        InvalidFixtureId, PermitServiceUnavailable (when fail-closed).
+        """
+        budget = self._acquire_budget(max_wait)
+        stub = self._permit_stub()
+        try:
+            response = await self._call(
+                stub.Acquire,
+                lambda: acquire_request(fixture_id, self.client_id, budget.max_wait_left()),
+                budget,
+            )
+        except PermitServiceUnavailable as error:
+            if not self.fail_open:
+                raise
+            return await self._local.acquire(
+                fixture_id, budget=budget.wait_left(), client_id=self.client_id, cause=error
+            )
+        return permit_from_response(response)
+
+    async def release(
+        self,
+        permit: Permit,
+        outcome: Outcome = Outcome.SUCCESS,
+        upstream_retry_after: float | None = None,
+    ) -> bool:
+        """End the permit's lease, reporting what happened. True if it was released before."""
+        self._check_open()
+        delay = check_release(outcome, upstream_retry_after)
+        if permit.local:
+            return await self._local.release(permit, outcome, delay)
+        response = await self._call(
+            self._permit_stub().Release,
+            lambda: release_request(permit.permit_id, outcome, delay),
+            self._release_budget(),
+        )
+        return response.already_released
+
+    # -- Calls -----------------------------------------------------------------------------
+
+    async def _call(
+        self,
+        method: grpc.aio.UnaryUnaryMultiCallable[Request, Response],
+        request: Callable[[], Request],
+        budget: CallBudget,
+    ) -> Response:
+        while True:
+            try:
+                response = await method(request(), timeout=budget.deadline_left())
+            except grpc.RpcError as rpc_error:
+                error, delay = after_failure(rpc_error, budget, self._outage)
+                if delay is None:
+                    raise error from rpc_error
+                await asyncio.sleep(delay)
+            else:
+                self._outage.end()
+                return response

@@ -1,0 +1,67 @@
+"""Client values <-> hotspot.v1 messages, shared by the async and the sync client."""
+
+from __future__ import annotations
+
+from hotspot.v1 import permits_pb2 as pb
+from hotspot_client.permit import Outcome, Permit, upstream_delay
+from hotspot_server.core.grants import Grant
+from hotspot_server.transport.proto_time import duration_seconds, timestamp_seconds, to_duration
+
+_OUTCOMES = {
+    Outcome.SUCCESS: pb.OUTCOME_SUCCESS,
+    Outcome.FAILURE: pb.OUTCOME_FAILURE,
+    Outcome.NOT_SENT: pb.OUTCOME_NOT_SENT,
+    Outcome.UPSTREAM_RATE_LIMITED: pb.OUTCOME_UPSTREAM_RATE_LIMITED,
+}
+
+
+def acquire_request(fixture_id: str, client_id: str, max_wait: float | None) -> pb.AcquireRequest:
+    request = pb.AcquireRequest(fixture_id=fixture_id, client_id=client_id)
+    if max_wait is not None:
+        request.max_wait.CopyFrom(to_duration(max_wait))
+    return request
+
+
+def release_request(
+    permit_id: str, outcome: Outcome, upstream_retry_after: float | None
+) -> pb.ReleaseRequest:
+    request = pb.ReleaseRequest(permit_id=permit_id, outcome=_OUTCOMES[outcome])
+    if upstream_retry_after is not None:
+        request.upstream_retry_after.CopyFrom(to_duration(upstream_retry_after))
+    return request
+
+
+def check_release(outcome: Outcome, upstream_retry_after: float | None) -> float | None:
+    """The upstream delay to send, after checking that it goes with the outcome."""
+    if upstream_retry_after is not None and outcome is not Outcome.UPSTREAM_RATE_LIMITED:
+        raise ValueError(
+            "upstream_retry_after goes only with Outcome.UPSTREAM_RATE_LIMITED, "
+            f"not with Outcome.{outcome.name}"
+        )
+    return upstream_delay(upstream_retry_after)
+
+
+def permit_from_response(response: pb.AcquireResponse) -> Permit:
+    return Permit(
+        permit_id=response.permit_id,
+        fixture_id=response.fixture_id,
+        queue_position=response.queue_position,
+        remaining=response.remaining,
+        waited=duration_seconds(response.waited),
+        granted_at=timestamp_seconds(response.granted_at),
+        lease_expires_at=timestamp_seconds(response.lease_expires_at),
+    )
+
+
+def permit_from_grant(grant: Grant) -> Permit:
+    """A permit of the in-process fallback window."""
+    return Permit(
+        permit_id=grant.permit_id,
+        fixture_id=grant.fixture_id,
+        queue_position=grant.queue_position,
+        remaining=grant.remaining,
+        waited=grant.waited,
+        granted_at=grant.granted_at,
+        lease_expires_at=grant.lease_expires_at,
+        local=True,
+    )

@@ -1,0 +1,141 @@
+"""The three real processes of the end-to-end tests: permit server, fake Optic Odds, gateway.
+
+Each binds port 0 and names its address in its ready line, so no port is fixed
+and none is picked before the process binds it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+API_KEY = "e2e-key"
+
+
+class ServiceProcess:
+    """A process that is ready once it logs a line matching `ready` (group `address`).
+
+    A thread keeps reading its output, so a chatty process never blocks on a full pipe.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        argv: list[str],
+        *,
+        ready: str,
+        env: dict[str, str] | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        self.name = name
+        self.log: list[str] = []
+        self._ready = re.compile(ready)
+        self._found = threading.Event()
+        self.address = ""
+        self.proc = subprocess.Popen(
+            argv,
+            cwd=ROOT,
+            env={**os.environ, **(env or {})},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self._reader = threading.Thread(target=self._read, name=f"{name}-output", daemon=True)
+        self._reader.start()
+        if not self._found.wait(timeout) or not self.address:
+            self.kill()
+            raise AssertionError(f"{name} never said it was ready:\n" + "".join(self.log))
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.log.append(line)
+            if not self._found.is_set():
+                match = self._ready.search(line)
+                if match is not None:
+                    self.address = match.group("address")
+                    self._found.set()
+        self._found.set()  # the process ended: stop waiting for a ready line
+
+    def stop(self, signum: int = signal.SIGTERM, timeout: float = 10.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signum)
+        code = self.proc.wait(timeout)
+        self._reader.join(timeout)
+        return code
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self._reader.join(5)
+
+
+@contextmanager
+def running() -> Iterator[list[ServiceProcess]]:
+    """Collects the processes a fixture starts; stops them in reverse order, each cleanly."""
+    processes: list[ServiceProcess] = []
+    try:
+        yield processes
+    finally:
+        codes = {p.name: p.stop() for p in reversed(processes)}
+    # uvicorn re-raises SIGTERM once it has shut down cleanly.
+    unclean = {name: code for name, code in codes.items() if code not in (0, -signal.SIGTERM)}
+    assert not unclean, f"unclean exits {unclean}:\n" + "".join(
+        line for p in processes for line in p.log[-20:]
+    )
+
+
+def permit_server(*flags: str) -> ServiceProcess:
+    return ServiceProcess(
+        "hotspot-server",
+        [
+            sys.executable,
+            "-m",
+            "hotspot_server",
+            "--listen",
+            "127.0.0.1:0",
+            "--http",
+            "off",
+            *flags,
+        ],
+        ready=r"ready: gRPC on (?P<address>[\d.]+:\d+)",
+    )
+
+
+def fake_optic_odds(limit: int, window: str) -> ServiceProcess:
+    return ServiceProcess(
+        "fake-optic-odds",
+        [
+            *(sys.executable, "-m", "fake_optic_odds", "--listen", "127.0.0.1:0"),
+            *("--limit", str(limit), "--window", window, "--api-key", API_KEY),
+        ],
+        ready=r"ready on (?P<address>http://[\d.]+:\d+)",
+    )
+
+
+def odds_gateway(permit_target: str, optic_odds_url: str, **env: str) -> ServiceProcess:
+    """The example gateway under uvicorn; `env` adds its settings (HOTSPOT_MAX_WAIT=...)."""
+    return ServiceProcess(
+        "odds-gateway",
+        [
+            *(sys.executable, "-m", "uvicorn", "--factory", "examples.odds_gateway.app:create_app"),
+            *("--host", "127.0.0.1", "--port", "0", "--no-access-log"),
+        ],
+        env={
+            "HOTSPOT_TARGET": permit_target,
+            "OPTIC_ODDS_BASE_URL": optic_odds_url,
+            "OPTIC_ODDS_API_KEY": API_KEY,
+            **env,
+        },
+        ready=r"Uvicorn running on (?P<address>http://[\d.]+:\d+)",
+    )

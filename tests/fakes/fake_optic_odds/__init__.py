@@ -1,0 +1,1 @@
+"""A fake Optic Odds v3 HTTP server for tests and demos."""

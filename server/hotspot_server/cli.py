@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Sequence
 
 from hotspot_server.logs import configure_logging
@@ -13,4 +14,8 @@ from hotspot_server.settings import load_settings
 def main(argv: Sequence[str] | None = None) -> None:
     settings = load_settings(argv)
     configure_logging(settings.log_format)
-    asyncio.run(serve(settings))
+    try:
+        asyncio.run(serve(settings))
+    except OSError as error:
+        # A port already taken is the operator's to fix, not a crash: one line, exit 1.
+        sys.exit(f"hotspot-server: {error}")

@@ -1,4 +1,8 @@
-"""PermitServer: PermitService, health and reflection on one grpc.aio server."""
+"""PermitServer: PermitService, health and reflection on one grpc.aio server, plus the HTTP side.
+
+The HTTP side (hot spots, metrics, dashboard) and the alert webhook run on the
+same event loop and read the same backend; both are optional.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +15,11 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from hotspot.v1 import permits_pb2, permits_pb2_grpc
+from hotspot_server.alert_webhook import AlertWebhook
 from hotspot_server.core.backend import PermitBackend, open_backend
 from hotspot_server.core.stats_feed import StatsFeed
+from hotspot_server.http.app import HttpSide
+from hotspot_server.http.metrics import PermitMetrics
 from hotspot_server.settings import Settings, parse_address
 from hotspot_server.transport.grpc_servicer import PermitServicer
 
@@ -27,10 +34,12 @@ _SERVER_OPTIONS = [
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
 ]
+HTTP_SHUTDOWN_TIMEOUT = 1.0
+"""Seconds in-flight HTTP requests get once gRPC has stopped (streams end with the feed first)."""
 
 
 class PermitServer:
-    """The whole gRPC side of hotspot; start() binds, stop() shuts down in order."""
+    """The whole of hotspot in one process; start() binds, stop() shuts down in order."""
 
     def __init__(self, settings: Settings, backend: PermitBackend | None = None) -> None:
         self.settings = settings
@@ -38,6 +47,8 @@ class PermitServer:
         self._server: grpc.aio.Server | None = None
         self._health = health.aio.HealthServicer()  # type: ignore[attr-defined]  # not in grpc-stubs
         self._feed: StatsFeed | None = None
+        self._http: HttpSide | None = None
+        self._webhook: AlertWebhook | None = None
         self.port = 0
 
     @property
@@ -55,13 +66,31 @@ class PermitServer:
         host, _ = parse_address(self.settings.listen)
         return f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
 
+    @property
+    def http_url(self) -> str | None:
+        """http://HOST:PORT of the HTTP side, None without one."""
+        return self._http.url if self._http is not None else None
+
     async def start(self) -> None:
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop(0)
+            raise
+
+    async def _start(self) -> None:
+        settings = self.settings
         if self._backend is None:
-            self._backend = open_backend(self.settings.backend, self.settings.policy)
+            self._backend = open_backend(settings.backend, settings.policy)
         self._feed = StatsFeed(self._backend)
+        # Only an HTTP side has /metrics to show the wait histogram; without one, no observer.
+        metrics = PermitMetrics(settings.metrics_max_fixtures) if settings.http else None
         server = self._server = grpc.aio.server(options=_SERVER_OPTIONS)
         permits_pb2_grpc.add_PermitServiceServicer_to_server(
-            PermitServicer(self._backend, self._feed), server
+            PermitServicer(
+                self._backend, self._feed, metrics.observe_grant if metrics is not None else None
+            ),
+            server,
         )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection(
@@ -78,29 +107,57 @@ class PermitServer:
         if self.port == 0:
             raise OSError(f"could not listen on {self.settings.listen}")
         await server.start()
+        if settings.http is not None and metrics is not None:
+            self._http = HttpSide(
+                settings.http,
+                self._backend,
+                self._feed,
+                metrics,
+                shutdown_timeout=min(settings.grace, HTTP_SHUTDOWN_TIMEOUT),
+            )
+            try:
+                await self._http.start()
+            except OSError as error:
+                raise OSError(f"could not listen for HTTP on {settings.http}: {error}") from None
+        if settings.alert_webhook is not None:
+            self._webhook = AlertWebhook(settings.alert_webhook)
+            self._webhook.start(self._backend)
         await self._health.set("", health_pb2.HealthCheckResponse.SERVING)
         await self._health.set(PERMIT_SERVICE, health_pb2.HealthCheckResponse.SERVING)
-        policy = self.settings.policy
+        policy = settings.policy
         logger.info(
-            "hotspot ready: gRPC on %s (limit %d per %gs, queue %d, backend %s)",
+            "hotspot ready: gRPC on %s, HTTP %s (limit %d per %gs, queue %d, backend %s)",
             self.address,
+            f"on {self.http_url}" if self.http_url else "off",
             policy.limit,
             policy.window,
             policy.queue,
-            self.settings.backend,
-            extra={"event": "ready", "address": self.address},
+            settings.backend,
+            extra={"event": "ready", "address": self.address, "http_url": self.http_url},
         )
 
     async def stop(self, grace: float | None = None) -> None:
-        """Health turns NOT_SERVING, waiters and new calls get UNAVAILABLE, streams end."""
+        """Health turns NOT_SERVING and /readyz 503, waiters and new calls get UNAVAILABLE,
+        streams end; queued webhook alerts get the grace period; the HTTP side closes last."""
         if self._server is None:
             return
         grace = self.settings.grace if grace is None else grace
+        if self._http is not None:
+            self._http.stop_serving()
         await self._health.enter_graceful_shutdown()
-        await self.backend.close()
-        await self.feed.close()
-        await self._server.stop(grace)
+        if self._backend is not None:
+            await self._backend.close()
+        if self._feed is not None:
+            await self._feed.close()
+        stopping = [self._server.stop(grace)]
+        if self._webhook is not None:
+            stopping.append(self._webhook.close(grace))
+        await asyncio.gather(*stopping)
         self._server = None
+        self._webhook = None
+        if self._http is not None:
+            await self._http.stop()
+            self._http = None
 
     async def wait_for_termination(self) -> None:
         if self._server is not None:

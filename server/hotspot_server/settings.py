@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from hotspot_server.core.policy import PermitPolicy
 
@@ -34,6 +35,28 @@ def parse_address(text: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+HTTP_OFF = "off"
+DEFAULT_HTTP = "127.0.0.1:8080"
+"""The command line's HTTP address; an embedded PermitServer has no HTTP side unless asked."""
+
+
+def parse_http(text: str) -> str | None:
+    """HOST:PORT for the HTTP side, or None for `off`."""
+    text = str(text)  # a TOML value may be any type
+    if text.strip().lower() == HTTP_OFF:
+        return None
+    parse_address(text)
+    return text
+
+
+def parse_webhook_url(text: str) -> str:
+    text = str(text)  # a TOML value may be any type
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"not an http:// or https:// URL: {text!r}")
+    return text
+
+
 @dataclass(frozen=True)
 class Settings:
     listen: str = "127.0.0.1:50051"
@@ -41,6 +64,12 @@ class Settings:
     grace: float = 5.0
     backend: str = "memory://"
     log_format: str = "text"
+    http: str | None = None
+    """HOST:PORT of /health/hot-spots, /metrics and /dashboard; None: no HTTP side."""
+    metrics_max_fixtures: int = 1000
+    """Fixtures that carry their own series in /metrics: the hottest ones."""
+    alert_webhook: str | None = None
+    """URL that every alert raised or cleared is POSTed to."""
 
 
 # Each setting: its key (flag --key with dashes, TOML key with underscores), how to parse it,
@@ -57,7 +86,12 @@ _KEYS: dict[str, tuple[Callable[[Any], Any], str]] = {
     "grace": (parse_duration, "time allowed for a clean shutdown (default 5s)"),
     "backend": (str, "state backend URL (default memory://)"),
     "log_format": (str, "text or json (default text)"),
+    "http": (parse_http, f"HTTP address, HOST:PORT or {HTTP_OFF} (default {DEFAULT_HTTP})"),
+    "metrics_max_fixtures": (int, "hottest fixtures with their own /metrics series (default 1000)"),
+    "alert_webhook": (parse_webhook_url, "URL to POST each alert raised or cleared to"),
 }
+# Defaults of the command line (and config file) that differ from an embedded Settings().
+_COMMAND_LINE_DEFAULTS: dict[str, str] = {"http": DEFAULT_HTTP}
 _POLICY_KEYS = {f.name for f in fields(PermitPolicy)}
 
 
@@ -96,7 +130,7 @@ def settings_from(config: dict[str, Any], flags: dict[str, Any]) -> Settings:
     for key, (parse, _) in _KEYS.items():
         raw = flags.get(key)
         if raw is None:
-            raw = config.get(key)
+            raw = config.get(key, _COMMAND_LINE_DEFAULTS.get(key))
         if raw is None:
             continue
         try:
@@ -110,4 +144,8 @@ def settings_from(config: dict[str, Any], flags: dict[str, Any]) -> Settings:
         raise ValueError(f"grace must not be negative, got {rest['grace']}s")
     if rest.get("log_format", "text") not in ("text", "json"):
         raise ValueError(f"log_format must be text or json, got {rest['log_format']!r}")
+    if rest.get("metrics_max_fixtures", 0) < 0:
+        raise ValueError(
+            f"metrics_max_fixtures must be 0 or more, got {rest['metrics_max_fixtures']}"
+        )
     return Settings(policy=policy, **rest)

@@ -32,7 +32,17 @@ class ServerProcess:
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "hotspot_server", "--listen", self.address, *args],
+            # No HTTP side unless a test asks (its default port 8080 is fixed, and may be taken).
+            [
+                sys.executable,
+                "-m",
+                "hotspot_server",
+                "--listen",
+                self.address,
+                "--http",
+                "off",
+                *args,
+            ],
             stderr=subprocess.PIPE,
             text=True,
         )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import grpc
 
@@ -11,6 +11,7 @@ from hotspot.v1 import permits_pb2 as pb
 from hotspot.v1 import permits_pb2_grpc
 from hotspot_server.core.backend import PermitBackend
 from hotspot_server.core.errors import InvalidArgument, PermitError
+from hotspot_server.core.grants import Grant
 from hotspot_server.core.stats import stats_view
 from hotspot_server.core.stats_feed import DEFAULT_INTERVAL, MIN_INTERVAL, StatsFeed
 from hotspot_server.transport.grpc_errors import abort_with
@@ -22,12 +23,17 @@ from hotspot_server.transport.grpc_messages import (
 from hotspot_server.transport.proto_time import duration_seconds
 
 Context = grpc.aio.ServicerContext[object, object]
+GrantObserver = Callable[[Grant], None]
+"""Told of every grant (the metrics' wait histogram); it must be quick, it runs on the hot path."""
 
 
 class PermitServicer(permits_pb2_grpc.PermitServiceServicer):
-    def __init__(self, backend: PermitBackend, feed: StatsFeed) -> None:
+    def __init__(
+        self, backend: PermitBackend, feed: StatsFeed, on_grant: GrantObserver | None = None
+    ) -> None:
         self._backend = backend
         self._feed = feed
+        self._on_grant = on_grant
 
     async def Acquire(self, request: pb.AcquireRequest, context: Context) -> pb.AcquireResponse:
         budget = duration_seconds(request.max_wait) if request.HasField("max_wait") else math.inf
@@ -40,6 +46,8 @@ class PermitServicer(permits_pb2_grpc.PermitServiceServicer):
             )
         except PermitError as error:
             await abort_with(context, error)
+        if self._on_grant is not None:
+            self._on_grant(grant)
         return grant_to_proto(grant)
 
     async def Release(self, request: pb.ReleaseRequest, context: Context) -> pb.ReleaseResponse:

@@ -1,0 +1,3 @@
+from hotspot_client.console.cli import main
+
+main()

@@ -1,0 +1,52 @@
+"""HttpSide: the aiohttp server that runs on the gRPC server's event loop."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from hotspot_server.core.backend import PermitBackend
+from hotspot_server.core.stats_feed import StatsFeed
+from hotspot_server.http.metrics import PermitMetrics
+from hotspot_server.http.routes import HotSpotRoutes, json_errors
+from hotspot_server.settings import parse_address
+
+
+class HttpSide:
+    """start() binds (port 0 picks a free one), stop() closes connections and ends streams."""
+
+    def __init__(
+        self,
+        address: str,
+        backend: PermitBackend,
+        feed: StatsFeed,
+        metrics: PermitMetrics,
+        *,
+        shutdown_timeout: float,
+    ) -> None:
+        self._address = address
+        self._routes = HotSpotRoutes(backend, feed, metrics)
+        app = web.Application(middlewares=[json_errors])
+        self._routes.add_to(app)
+        self._runner = web.AppRunner(
+            app, handle_signals=False, access_log=None, shutdown_timeout=shutdown_timeout
+        )
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        host, _ = parse_address(self._address)
+        return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
+
+    async def start(self) -> None:
+        host, port = parse_address(self._address)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        self.port = int(self._runner.addresses[0][1])
+
+    def stop_serving(self) -> None:
+        """/readyz answers 503 from now on; everything else still answers."""
+        self._routes.serving = False
+
+    async def stop(self) -> None:
+        await self._runner.cleanup()

@@ -1,0 +1,116 @@
+"""The HTTP endpoints. Each maps a request to the core and a core snapshot to JSON or text."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from hotspot_server.core.backend import PermitBackend
+from hotspot_server.core.errors import InvalidArgument
+from hotspot_server.core.stats_feed import StatsFeed
+from hotspot_server.http.json_messages import snapshot_to_json
+from hotspot_server.http.metrics import PermitMetrics
+from hotspot_server.http.stats_query import read_stats_query
+
+# The page may talk to this server only: a browser enforces it even if the page were edited.
+DASHBOARD_POLICY = (
+    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+    "connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'"
+)
+SSE_RETRY_MS = 1000
+"""How soon a dashboard reconnects after the stream drops."""
+
+
+def _dumps(data: object) -> str:
+    return json.dumps(data, separators=(",", ":"))
+
+
+class HotSpotRoutes:
+    """Handlers over one backend and its StatsFeed; `serving` turns False while shutting down."""
+
+    def __init__(self, backend: PermitBackend, feed: StatsFeed, metrics: PermitMetrics) -> None:
+        self._backend = backend
+        self._feed = feed
+        self._metrics = metrics
+        self.serving = True
+        self._dashboard = (
+            resources.files("hotspot_server.http").joinpath("dashboard.html").read_bytes()
+        )
+
+    def add_to(self, app: web.Application) -> None:
+        app.router.add_get("/health/hot-spots", self.hot_spots)
+        app.router.add_get("/health/hot-spots/stream", self.hot_spots_stream)
+        app.router.add_get("/healthz", self.healthz)
+        app.router.add_get("/readyz", self.readyz)
+        app.router.add_get("/metrics", self.metrics)
+        app.router.add_get("/dashboard", self.dashboard)
+
+    async def hot_spots(self, request: web.Request) -> web.Response:
+        query = read_stats_query(request.query)
+        snapshot = await self._backend.stats(query.view)
+        return web.json_response(snapshot_to_json(snapshot, self._backend.policy), dumps=_dumps)
+
+    async def hot_spots_stream(self, request: web.Request) -> web.StreamResponse:
+        """Server-sent events: the first snapshot at once, then one per interval (StatsFeed)."""
+        query = read_stats_query(request.query, streaming=True)
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        )
+        async with self._feed.subscribe(query.view, query.interval) as subscription:
+            await response.prepare(request)
+            await response.write(f"retry: {SSE_RETRY_MS}\n\n".encode())
+            try:
+                async for snapshot in subscription:
+                    data = _dumps(snapshot_to_json(snapshot, self._backend.policy))
+                    await response.write(f"data: {data}\n\n".encode())
+            except ConnectionResetError:
+                pass  # the reader went away; leaving the block unsubscribes it
+        return response
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "alive"})
+
+    async def readyz(self, request: web.Request) -> web.Response:
+        if self.serving:
+            return web.json_response({"status": "serving"})
+        return web.json_response({"status": "shutting_down"}, status=503)
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        snapshot = await self._backend.stats(self._metrics.view)
+        body, content_type = self._metrics.render(snapshot, request.headers.get("Accept", ""))
+        return web.Response(body=body, headers={"Content-Type": content_type})
+
+    async def dashboard(self, request: web.Request) -> web.Response:
+        return web.Response(
+            body=self._dashboard,
+            content_type="text/html",
+            charset="utf-8",
+            headers={"Content-Security-Policy": DASHBOARD_POLICY, "Cache-Control": "no-cache"},
+        )
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Bad input and unknown paths answer JSON that names the rule, like every other reply."""
+    try:
+        return await handler(request)
+    except InvalidArgument as error:
+        return web.json_response(
+            {"error": "invalid_argument", "field": error.field, "message": str(error)}, status=400
+        )
+    except web.HTTPException as error:
+        if error.status < 400:
+            raise
+        message = f"{request.method} {request.path}: {error.reason}"
+        if error.status == 404:
+            message += "; endpoints: " + ", ".join(
+                sorted({r.resource.canonical for r in request.app.router.routes() if r.resource})
+            )
+        return web.json_response(
+            {"error": error.reason.lower().replace(" ", "_"), "message": message},
+            status=error.status,
+            headers={k: v for k, v in error.headers.items() if k == "Allow"},
+        )

@@ -1,0 +1,54 @@
+"""Query strings of the hot-spot endpoints -> what the reader asked to see."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from multidict import MultiMapping
+
+from hotspot_server.core.errors import InvalidArgument
+from hotspot_server.core.stats import MAX_TOP_N, StatsView, stats_view
+from hotspot_server.core.stats_feed import DEFAULT_INTERVAL, MIN_INTERVAL
+from hotspot_server.settings import parse_duration
+
+
+@dataclass(frozen=True, slots=True)
+class StatsQuery:
+    view: StatsView
+    interval: float
+    """Seconds between stream messages."""
+
+
+def read_stats_query(query: MultiMapping[str], *, streaming: bool = False) -> StatsQuery:
+    """?top=N, ?fixture_id=A&fixture_id=B, and ?interval=1s on streams; InvalidArgument if bad."""
+    known = {"top", "fixture_id", "interval"} if streaming else {"top", "fixture_id"}
+    unknown = sorted(set(query) - known)
+    if unknown:
+        raise InvalidArgument(
+            f"unknown query parameter {unknown[0]!r}; known: {', '.join(sorted(known))}",
+            field=unknown[0],
+        )
+    top = 0  # the default top 10
+    tops = query.getall("top", [])
+    if len(tops) > 1:
+        raise InvalidArgument("top may be given only once", field="top")
+    if tops:
+        raw = tops[0]
+        if not (raw.isdigit() and 1 <= int(raw) <= MAX_TOP_N):
+            raise InvalidArgument(
+                f"top must be a whole number from 1 to {MAX_TOP_N}, got {raw!r}", field="top"
+            )
+        top = int(raw)
+    view = stats_view(top, query.getall("fixture_id", []))
+    interval = DEFAULT_INTERVAL
+    if "interval" in query:
+        try:
+            interval = parse_duration(query["interval"])
+        except ValueError as error:
+            raise InvalidArgument(f"interval: {error}", field="interval") from None
+        if interval < MIN_INTERVAL:
+            raise InvalidArgument(
+                f"interval must be at least {MIN_INTERVAL * 1000:g} ms, got {query['interval']!r}",
+                field="interval",
+            )
+    return StatsQuery(view, interval)

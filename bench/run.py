@@ -14,7 +14,13 @@ import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from bench import core_vs_limits, fixture_memory, grpc_throughput, overflow_burst
+from bench import (
+    core_vs_limits,
+    fixture_memory,
+    grpc_throughput,
+    overflow_burst,
+    watch_subscribers,
+)
 from bench.machine import describe
 from bench.server_process import ServerProcess
 from bench.stats import median
@@ -195,6 +201,29 @@ async def section_c(rounds: int) -> list[str]:
     ]
 
 
+async def section_e(seconds: float) -> list[str]:
+    result = await watch_subscribers.measure(seconds)
+    doc = watch_subscribers.__doc__ or ""
+    return [
+        "## (e) Acquire with and without 50 WatchStats subscribers",
+        "",
+        doc.split("\n\n", 1)[1].strip() if "\n\n" in doc else doc,
+        "",
+        *_table(
+            ["Acquire+Release/s without", "with 50 subscribers", "ratio", "messages received"],
+            [
+                [
+                    f"{result['acquire_release_per_s_without_subscribers']:.0f}",
+                    f"{result['acquire_release_per_s_with_50_subscribers']:.0f}",
+                    f"{result['ratio_with_to_without']:.2f}",
+                    f"{result['subscriber_messages_received']:.0f}",
+                ]
+            ],
+        ),
+        "",
+    ]
+
+
 async def section_d() -> list[str]:
     result = await fixture_memory.measure()
     return [
@@ -242,6 +271,7 @@ async def main(argv: Sequence[str] | None = None) -> None:
         section_a(args.rounds, args.seconds),
         section_b(args.rounds * 2 - 1, args.calls),
         section_c(args.rounds),
+        section_e(args.seconds * 4),
     ):
         part = await section
         print("\n".join(part), flush=True)

@@ -5,14 +5,8 @@ from __future__ import annotations
 from hotspot.v1 import permits_pb2 as pb
 from hotspot_client.permit import Outcome, Permit, upstream_delay
 from hotspot_server.core.grants import Grant
+from hotspot_server.transport.grpc_messages import OUTCOME_TO_PROTO
 from hotspot_server.transport.proto_time import duration_seconds, timestamp_seconds, to_duration
-
-_OUTCOMES = {
-    Outcome.SUCCESS: pb.OUTCOME_SUCCESS,
-    Outcome.FAILURE: pb.OUTCOME_FAILURE,
-    Outcome.NOT_SENT: pb.OUTCOME_NOT_SENT,
-    Outcome.UPSTREAM_RATE_LIMITED: pb.OUTCOME_UPSTREAM_RATE_LIMITED,
-}
 
 
 def acquire_request(fixture_id: str, client_id: str, max_wait: float | None) -> pb.AcquireRequest:
@@ -25,7 +19,7 @@ def acquire_request(fixture_id: str, client_id: str, max_wait: float | None) -> 
 def release_request(
     permit_id: str, outcome: Outcome, upstream_retry_after: float | None
 ) -> pb.ReleaseRequest:
-    request = pb.ReleaseRequest(permit_id=permit_id, outcome=_OUTCOMES[outcome])
+    request = pb.ReleaseRequest(permit_id=permit_id, outcome=OUTCOME_TO_PROTO[outcome])
     if upstream_retry_after is not None:
         request.upstream_retry_after.CopyFrom(to_duration(upstream_retry_after))
     return request

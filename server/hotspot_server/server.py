@@ -34,6 +34,10 @@ _SERVER_OPTIONS = [
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
 ]
+DRAIN = 1.0
+"""Seconds (at most half the grace) that a stopping server, already NOT_SERVING, keeps
+answering: a new call gets hotspot's own UNAVAILABLE with a RetryInfo rather than a
+connection cut by the transport, and health watchers have time to move away."""
 HTTP_SHUTDOWN_TIMEOUT = 1.0
 """Seconds in-flight HTTP requests get once gRPC has stopped (streams end with the feed first)."""
 
@@ -144,15 +148,17 @@ class PermitServer:
         grace = self.settings.grace if grace is None else grace
         if self._http is not None:
             self._http.stop_serving()
+        webhook = self._webhook.close(grace) if self._webhook is not None else asyncio.sleep(0)
+        delivering = asyncio.ensure_future(webhook)
         await self._health.enter_graceful_shutdown()
         if self._backend is not None:
             await self._backend.close()
         if self._feed is not None:
             await self._feed.close()
-        stopping = [self._server.stop(grace)]
-        if self._webhook is not None:
-            stopping.append(self._webhook.close(grace))
-        await asyncio.gather(*stopping)
+        drain = min(DRAIN, grace / 2)
+        if drain > 0:
+            await asyncio.sleep(drain)
+        await asyncio.gather(self._server.stop(grace - drain), delivering)
         self._server = None
         self._webhook = None
         if self._http is not None:

@@ -472,6 +472,10 @@ async def test_shutdown_answers_waiters_unavailable_and_turns_health_not_serving
     assert error.reason == "SHUTTING_DOWN"
     assert error.retry_delay is not None
     assert error.retry_delay > 0
+    # During the drain a newcomer gets hotspot's own answer, not a cut connection.
+    newcomer = await refused(h.stub.Acquire(pb.AcquireRequest(fixture_id="g")))
+    assert (newcomer.code, newcomer.reason) == (grpc.StatusCode.UNAVAILABLE, "SHUTTING_DOWN")
+    assert newcomer.retry_after_header == "1"
     t = time.monotonic()
     await stopping
     assert time.monotonic() - t < 2.5

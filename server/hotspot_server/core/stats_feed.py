@@ -126,6 +126,8 @@ class StatsFeed:
 
     async def close(self) -> None:
         """End every subscription (their streams finish cleanly)."""
+        if self._closed:
+            return
         self._closed = True
         self._unsubscribe()
         for ticker in list(self._tickers.values()):

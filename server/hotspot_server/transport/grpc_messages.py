@@ -9,13 +9,14 @@ from hotspot_server.core.grants import Grant, Outcome
 from hotspot_server.core.stats import FixtureStats, StatsSnapshot
 from hotspot_server.transport.proto_time import to_duration, to_timestamp
 
-_OUTCOMES = {
-    pb.OUTCOME_UNSPECIFIED: Outcome.SUCCESS,
-    pb.OUTCOME_SUCCESS: Outcome.SUCCESS,
-    pb.OUTCOME_FAILURE: Outcome.FAILURE,
-    pb.OUTCOME_NOT_SENT: Outcome.NOT_SENT,
-    pb.OUTCOME_UPSTREAM_RATE_LIMITED: Outcome.UPSTREAM_RATE_LIMITED,
+OUTCOME_TO_PROTO = {
+    Outcome.SUCCESS: pb.OUTCOME_SUCCESS,
+    Outcome.FAILURE: pb.OUTCOME_FAILURE,
+    Outcome.NOT_SENT: pb.OUTCOME_NOT_SENT,
+    Outcome.UPSTREAM_RATE_LIMITED: pb.OUTCOME_UPSTREAM_RATE_LIMITED,
 }
+# OUTCOME_UNSPECIFIED is read as success.
+_OUTCOMES = {v: k for k, v in OUTCOME_TO_PROTO.items()} | {pb.OUTCOME_UNSPECIFIED: Outcome.SUCCESS}
 _ALERT_STATES = {
     AlertState.RAISED: pb.ALERT_STATE_RAISED,
     AlertState.CLEARED: pb.ALERT_STATE_CLEARED,

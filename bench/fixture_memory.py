@@ -13,9 +13,13 @@ only) over the last 10,000 fixtures added.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
+import json
 import logging
 import os
+import subprocess
+import sys
 import tracemalloc
 from dataclasses import dataclass
 
@@ -83,5 +87,20 @@ async def measure(fixtures: int = 100_000, traced_sample: int = 10_000) -> Fixtu
     )
 
 
+def main() -> None:
+    """Prints the result as JSON: run in a fresh process, so that RSS starts clean."""
+    print(json.dumps(dataclasses.asdict(asyncio.run(measure()))))
+
+
+def measure_in_fresh_process() -> FixtureMemory:
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.fixture_memory"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return FixtureMemory(**json.loads(result.stdout))
+
+
 if __name__ == "__main__":
-    print(asyncio.run(measure()))
+    main()

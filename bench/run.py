@@ -225,7 +225,7 @@ async def section_e(seconds: float) -> list[str]:
 
 
 async def section_d() -> list[str]:
-    result = await fixture_memory.measure()
+    result = await asyncio.to_thread(fixture_memory.measure_in_fresh_process)
     return [
         "## (d) Memory per tracked fixture",
         "",

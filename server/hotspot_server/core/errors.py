@@ -70,11 +70,11 @@ class PermitRefused(PermitError):
     ) -> None:
         super().__init__()
         self.fixture_id = fixture_id
-        self.retry_after = max(0.0, retry_after)
-        self.estimated_wait = max(0.0, estimated_wait)
+        self.retry_after = retry_after if retry_after > 0 else 0.0
+        self.estimated_wait = estimated_wait if estimated_wait > 0 else 0.0
         self.queue_depth = queue_depth
         self.limit = limit
-        self.paused_for = max(0.0, paused_for)
+        self.paused_for = paused_for if paused_for > 0 else 0.0
 
     def _paused(self) -> str:
         if self.paused_for > 0:

@@ -112,7 +112,6 @@ class MemoryBackend:
     ) -> Grant:
         if self._closed:
             raise ShuttingDown(SHUTDOWN_RETRY_AFTER)
-        check_fixture_id(fixture_id)
         if len(client_id) > MAX_CLIENT_ID:
             raise InvalidArgument(
                 f"client_id must be at most {MAX_CLIENT_ID} characters, got {len(client_id)}",
@@ -121,7 +120,9 @@ class MemoryBackend:
         if not budget >= 0:  # also catches NaN
             raise InvalidArgument(f"max_wait must not be negative, got {budget}s", field="max_wait")
         now = self._clock.monotonic()
-        fx = self._fixtures.get(fixture_id) or self._track(fixture_id)
+        fx = self._fixtures.get(fixture_id)
+        if fx is None:  # only a new id needs checking: every tracked one passed
+            fx = self._track(check_fixture_id(fixture_id))
         if fx.waiters is None and not fx.hot:
             fx.window.prune(now)  # all that settling does for a fixture with no queue, not hot
         else:

@@ -17,7 +17,7 @@ from hotspot.v1 import permits_pb2_grpc
 from hotspot_server.core.memory import MemoryBackend
 from hotspot_server.core.policy import PermitPolicy
 from hotspot_server.core.stats_feed import StatsFeed
-from hotspot_server.server import _SERVER_OPTIONS
+from hotspot_server.server import SERVER_OPTIONS
 from hotspot_server.transport.grpc_servicer import PermitServicer
 
 EMPTY_METHOD = "/hotspot.bench.Empty/Ping"
@@ -29,7 +29,7 @@ async def _ping(request: Empty, context: grpc.aio.ServicerContext[Empty, Empty])
 
 async def serve(port: int) -> None:
     backend = MemoryBackend(PermitPolicy())
-    server = grpc.aio.server(options=_SERVER_OPTIONS)
+    server = grpc.aio.server(options=SERVER_OPTIONS)
     permits_pb2_grpc.add_PermitServiceServicer_to_server(
         PermitServicer(backend, StatsFeed(backend)), server
     )

@@ -27,7 +27,7 @@ logger = logging.getLogger("hotspot.server")
 
 PERMIT_SERVICE = permits_pb2.DESCRIPTOR.services_by_name["PermitService"].full_name
 
-_SERVER_OPTIONS = [
+SERVER_OPTIONS = [
     # Refuse to share a port: two servers on one port would each hold half the state.
     ("grpc.so_reuseport", 0),
     # Accept the keepalive pings hotspot clients send on idle channels.
@@ -89,7 +89,7 @@ class PermitServer:
         self._feed = StatsFeed(self._backend)
         # Only an HTTP side has /metrics to show the wait histogram; without one, no observer.
         metrics = PermitMetrics(settings.metrics_max_fixtures) if settings.http else None
-        server = self._server = grpc.aio.server(options=_SERVER_OPTIONS)
+        server = self._server = grpc.aio.server(options=SERVER_OPTIONS)
         permits_pb2_grpc.add_PermitServiceServicer_to_server(
             PermitServicer(
                 self._backend, self._feed, metrics.observe_grant if metrics is not None else None

@@ -24,7 +24,7 @@ from hotspot_client import (
     UnavailableRetry,
 )
 from hotspot_client.channel_options import CHANNEL_OPTIONS
-from hotspot_server.server import _SERVER_OPTIONS, PermitServer
+from hotspot_server.server import SERVER_OPTIONS, PermitServer
 from hotspot_server.settings import Settings
 from tests.client.conftest import StartServer, recorded_client
 from tests.integration.test_grpc_permits import stats_for, wait_for_depth
@@ -339,7 +339,7 @@ def test_a_client_needs_a_target_or_a_channel() -> None:
 
 def test_keepalive_pings_no_faster_than_the_server_accepts() -> None:
     ours = dict(CHANNEL_OPTIONS)
-    server = dict(_SERVER_OPTIONS)
+    server = dict(SERVER_OPTIONS)
     keepalive = ours["grpc.keepalive_time_ms"]
     assert isinstance(keepalive, int)
     assert keepalive >= server["grpc.http2.min_recv_ping_interval_without_data_ms"]

@@ -66,10 +66,12 @@ class StatsSubscription:
 class _Ticker:
     task: asyncio.Task[None] | None = None
     subscribers: set[StatsSubscription] = field(default_factory=set)
+    latest: StatsSnapshot | None = None
 
 
 class StatsFeed:
-    """Runs one ticker per distinct (interval, view); subscribers with equal requests share it."""
+    """Runs one ticker per distinct (interval, view); subscribers with equal requests share it,
+    and every tick computes one snapshot for all of them."""
 
     def __init__(self, backend: PermitBackend) -> None:
         self._backend = backend
@@ -88,15 +90,19 @@ class StatsFeed:
         if interval < MIN_INTERVAL:
             raise ValueError(f"interval must be at least {MIN_INTERVAL * 1000:g} ms")
         subscription = StatsSubscription(view)
-        if self._closed:
-            subscription.close()
-        else:
-            subscription.publish(await self._backend.stats(view))
         key = (interval, view)
         ticker = self._tickers.get(key)
         if ticker is None:
             ticker = self._tickers[key] = _Ticker()
             ticker.task = asyncio.create_task(self._tick(interval, view, ticker))
+        if self._closed:
+            subscription.close()
+        else:
+            # A subscriber joining a running ticker starts from its latest snapshot (at most
+            # one interval old), so that many joining at once cost no extra snapshots.
+            if ticker.latest is None:
+                ticker.latest = await self._backend.stats(view)
+            subscription.publish(ticker.latest)
         ticker.subscribers.add(subscription)
         try:
             yield subscription
@@ -112,7 +118,7 @@ class StatsFeed:
         due = loop.time() + interval
         while True:
             await asyncio.sleep(due - loop.time())
-            snapshot = await self._backend.stats(view)
+            snapshot = ticker.latest = await self._backend.stats(view)
             for subscription in ticker.subscribers:
                 subscription.publish(snapshot)
             due += interval

@@ -1,0 +1,74 @@
+"""StatsFeed on virtual time: one snapshot per tick for all, none held back by another."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import pytest
+
+from hotspot_server.core.alerts import AlertState
+from hotspot_server.core.memory import MemoryBackend
+from hotspot_server.core.policy import PermitPolicy
+from hotspot_server.core.stats import StatsSnapshot, StatsView
+from hotspot_server.core.stats_feed import StatsFeed
+
+pytestmark = pytest.mark.looptime
+
+
+class CountingBackend(MemoryBackend):
+    """The real backend, counting the snapshots it is asked for."""
+
+    snapshots = 0
+
+    async def stats(self, view: StatsView) -> StatsSnapshot:
+        self.snapshots += 1
+        return await super().stats(view)
+
+
+async def test_subscribers_with_the_same_view_share_one_snapshot_per_tick() -> None:
+    backend = CountingBackend(PermitPolicy(limit=5, window=60))
+    feed = StatsFeed(backend)
+    async with contextlib.AsyncExitStack() as stack:
+        subscriptions = [
+            await stack.enter_async_context(feed.subscribe(StatsView(), 1.0)) for _ in range(20)
+        ]
+        firsts = [await s.next() for s in subscriptions]
+        assert backend.snapshots == 1  # the 19 that joined later started from the same one
+        assert all(f is not None for f in firsts)
+        await asyncio.sleep(3.5)
+        for s in subscriptions:
+            await s.next()
+        assert backend.snapshots == 1 + 3
+    await feed.close()
+
+
+async def test_a_subscriber_that_stops_reading_skips_to_the_latest_with_every_alert() -> None:
+    backend = MemoryBackend(PermitPolicy(limit=5, window=10))
+    feed = StatsFeed(backend)
+    async with feed.subscribe(StatsView(), 1.0) as idle, feed.subscribe(StatsView(), 1.0) as busy:
+        await idle.next()
+        await busy.next()
+        for _ in range(4):  # 4 of 5: raised
+            await backend.acquire("f")
+        await asyncio.sleep(10.5)  # the grants leave: cleared
+        received = 0
+        for _ in range(3):
+            assert await busy.next() is not None
+            received += 1
+        # `idle` read nothing for ten ticks: it gets the newest snapshot, and both alerts.
+        snapshot = await idle.next()
+        assert snapshot is not None
+        assert [f.calls_in_window for f in snapshot.fixtures] == [0]
+        assert [a.state for a in snapshot.alert_events] == [AlertState.RAISED, AlertState.CLEARED]
+        assert received == 3
+    await feed.close()
+
+
+async def test_close_ends_every_subscription() -> None:
+    feed = StatsFeed(MemoryBackend(PermitPolicy()))
+    async with feed.subscribe(StatsView(), 1.0) as subscription:
+        await subscription.next()
+        await feed.close()
+        assert await subscription.next() is None
+    await feed.close()  # twice is harmless

@@ -7,7 +7,12 @@ from hotspot_server.core.alerts import Alert, AlertState
 from hotspot_server.core.errors import InvalidArgument
 from hotspot_server.core.grants import Grant, Outcome
 from hotspot_server.core.stats import FixtureStats, StatsSnapshot
-from hotspot_server.transport.proto_time import to_duration, to_timestamp
+from hotspot_server.transport.proto_time import (
+    set_duration,
+    set_timestamp,
+    to_duration,
+    to_timestamp,
+)
 
 OUTCOME_TO_PROTO = {
     Outcome.SUCCESS: pb.OUTCOME_SUCCESS,
@@ -34,15 +39,16 @@ def outcome_from_proto(value: int) -> Outcome:
 
 
 def grant_to_proto(grant: Grant) -> pb.AcquireResponse:
-    return pb.AcquireResponse(
+    response = pb.AcquireResponse(
         permit_id=grant.permit_id,
         fixture_id=grant.fixture_id,
-        granted_at=to_timestamp(grant.granted_at),
-        waited=to_duration(grant.waited),
         queue_position=grant.queue_position,
         remaining=grant.remaining,
-        lease_expires_at=to_timestamp(grant.lease_expires_at),
     )
+    set_timestamp(response.granted_at, grant.granted_at)
+    set_duration(response.waited, grant.waited)
+    set_timestamp(response.lease_expires_at, grant.lease_expires_at)
+    return response
 
 
 def alert_to_proto(alert: Alert) -> pb.Alert:

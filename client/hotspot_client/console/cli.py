@@ -22,6 +22,8 @@ from rich.live import Live
 from hotspot.v1 import permits_pb2 as pb
 from hotspot.v1 import permits_pb2_grpc
 from hotspot_client.console.stats_render import stats_view
+from hotspot_server.core.stats import MAX_TOP_N as MAX_TOP
+from hotspot_server.core.stats_feed import MIN_INTERVAL
 
 if TYPE_CHECKING:
     from hotspot.v1.permits_pb2_grpc import PermitServiceStub
@@ -29,8 +31,6 @@ if TYPE_CHECKING:
 DEFAULT_TARGET = "127.0.0.1:50051"
 STATS_TIMEOUT = 5.0
 """Seconds `hotspot stats` waits for its answer."""
-MAX_TOP = 1000
-MIN_INTERVAL = 0.1
 RECENT_ALERTS = 5
 
 

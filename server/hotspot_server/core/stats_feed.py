@@ -10,12 +10,23 @@ from dataclasses import dataclass, field, replace
 
 from hotspot_server.core.alerts import Alert
 from hotspot_server.core.backend import PermitBackend
+from hotspot_server.core.errors import InvalidArgument
 from hotspot_server.core.stats import StatsSnapshot, StatsView
 
 MIN_INTERVAL = 0.1
 DEFAULT_INTERVAL = 1.0
 MAX_PENDING_ALERTS = 1000
 """Alert events kept for a subscriber that is not reading; older ones are dropped."""
+
+
+def check_interval(seconds: float) -> float:
+    """The rule on a stream's interval, for every transport that offers one."""
+    if not seconds >= MIN_INTERVAL:  # also catches NaN
+        raise InvalidArgument(
+            f"interval must be at least {MIN_INTERVAL * 1000:g} ms, got {seconds * 1000:g} ms",
+            field="interval",
+        )
+    return seconds
 
 
 class StatsSubscription:
@@ -87,8 +98,7 @@ class StatsFeed:
         self, view: StatsView, interval: float = DEFAULT_INTERVAL
     ) -> AsyncIterator[StatsSubscription]:
         """A subscription whose first snapshot is ready at once, then one per interval."""
-        if interval < MIN_INTERVAL:
-            raise ValueError(f"interval must be at least {MIN_INTERVAL * 1000:g} ms")
+        check_interval(interval)
         subscription = StatsSubscription(view)
         key = (interval, view)
         ticker = self._tickers.get(key)

@@ -8,7 +8,7 @@ from multidict import MultiMapping
 
 from hotspot_server.core.errors import InvalidArgument
 from hotspot_server.core.stats import MAX_TOP_N, StatsView, stats_view
-from hotspot_server.core.stats_feed import DEFAULT_INTERVAL, MIN_INTERVAL
+from hotspot_server.core.stats_feed import DEFAULT_INTERVAL, check_interval
 from hotspot_server.settings import parse_duration
 
 
@@ -46,9 +46,5 @@ def read_stats_query(query: MultiMapping[str], *, streaming: bool = False) -> St
             interval = parse_duration(query["interval"])
         except ValueError as error:
             raise InvalidArgument(f"interval: {error}", field="interval") from None
-        if interval < MIN_INTERVAL:
-            raise InvalidArgument(
-                f"interval must be at least {MIN_INTERVAL * 1000:g} ms, got {query['interval']!r}",
-                field="interval",
-            )
+        check_interval(interval)
     return StatsQuery(view, interval)

@@ -10,10 +10,10 @@ import grpc
 from hotspot.v1 import permits_pb2 as pb
 from hotspot.v1 import permits_pb2_grpc
 from hotspot_server.core.backend import PermitBackend
-from hotspot_server.core.errors import InvalidArgument, PermitError
+from hotspot_server.core.errors import PermitError
 from hotspot_server.core.grants import Grant
 from hotspot_server.core.stats import stats_view
-from hotspot_server.core.stats_feed import DEFAULT_INTERVAL, MIN_INTERVAL, StatsFeed
+from hotspot_server.core.stats_feed import DEFAULT_INTERVAL, StatsFeed, check_interval
 from hotspot_server.transport.grpc_errors import abort_with
 from hotspot_server.transport.grpc_messages import (
     grant_to_proto,
@@ -76,17 +76,11 @@ class PermitServicer(permits_pb2_grpc.PermitServiceServicer):
     ) -> AsyncIterator[pb.StatsResponse]:
         try:
             view = stats_view(request.top_n, list(request.fixture_ids))
-            interval = (
+            interval = check_interval(
                 duration_seconds(request.interval)
                 if request.HasField("interval")
                 else DEFAULT_INTERVAL
             )
-            if interval < MIN_INTERVAL:
-                raise InvalidArgument(
-                    f"interval must be at least {MIN_INTERVAL * 1000:g} ms, "
-                    f"got {interval * 1000:g} ms",
-                    field="interval",
-                )
         except PermitError as error:
             await abort_with(context, error)
         async with self._feed.subscribe(view, interval) as subscription:

@@ -7,10 +7,12 @@ PROTO_FILES := $(wildcard protos/hotspot/v1/*.proto)
 
 .PHONY: run test lint proto bench clean
 
-$(STAMP): pyproject.toml
+# Two distributions: the client (client/, with the core and the stubs) and the server (.), which
+# depends on it. constraints.txt holds the tested versions of what both ask for by range.
+$(STAMP): pyproject.toml client/pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ./client -e '.[dev]'
 	touch $(STAMP)
 
 run: $(STAMP)

@@ -14,9 +14,9 @@ import grpc
 from google.protobuf.empty_pb2 import Empty
 
 from hotspot.v1 import permits_pb2_grpc
-from hotspot_server.core.memory import MemoryBackend
-from hotspot_server.core.policy import PermitPolicy
-from hotspot_server.core.stats_feed import StatsFeed
+from hotspot_core.memory import MemoryBackend
+from hotspot_core.policy import PermitPolicy
+from hotspot_core.stats_feed import StatsFeed
 from hotspot_server.server import SERVER_OPTIONS
 from hotspot_server.transport.grpc_servicer import PermitServicer
 

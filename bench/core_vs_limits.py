@@ -20,10 +20,10 @@ from collections.abc import Awaitable, Callable
 
 from limits import RateLimitItemPerMinute, storage, strategies
 
-from hotspot_server.core.errors import PermitRefused
-from hotspot_server.core.memory import MemoryBackend
-from hotspot_server.core.policy import PermitPolicy
-from hotspot_server.core.window import FixtureWindow
+from hotspot_core.errors import PermitRefused
+from hotspot_core.memory import MemoryBackend
+from hotspot_core.policy import PermitPolicy
+from hotspot_core.window import FixtureWindow
 
 KEYS = [f"fixture-{i}" for i in range(5_000)]
 LIMIT, WINDOW = 50, 60.0

@@ -23,9 +23,9 @@ import sys
 import tracemalloc
 from dataclasses import dataclass
 
-from hotspot_server.core.memory import MemoryBackend
-from hotspot_server.core.policy import PermitPolicy
-from hotspot_server.core.stats import StatsView
+from hotspot_core.memory import MemoryBackend
+from hotspot_core.policy import PermitPolicy
+from hotspot_core.stats import StatsView
 
 LEASE = 0.001
 

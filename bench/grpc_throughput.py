@@ -23,8 +23,8 @@ from bench.server_process import ServerProcess
 from bench.stats import percentile
 from hotspot.v1 import permits_pb2 as pb
 from hotspot.v1 import permits_pb2_grpc
-from hotspot_server.core.memory import MemoryBackend
-from hotspot_server.core.stats_feed import StatsFeed
+from hotspot_core.memory import MemoryBackend
+from hotspot_core.stats_feed import StatsFeed
 from hotspot_server.transport.grpc_servicer import PermitServicer
 
 

@@ -1,6 +1,6 @@
 """Generate the Python modules for protos/hotspot/v1/*.proto.
 
-`make proto` writes them beside the .proto files (they are committed); the
+`make proto` writes them to client/hotspot/v1 (committed; the client distribution ships them); the
 staleness test writes them to a temporary directory and compares.
 """
 
@@ -13,6 +13,8 @@ from pathlib import Path
 from grpc_tools import protoc
 
 PROTO_ROOT = Path(__file__).resolve().parent
+OUT = PROTO_ROOT.parent / "client"
+"""The generated modules live in the client distribution, which ships them."""
 
 
 def generate(out_dir: Path) -> None:
@@ -38,7 +40,7 @@ def generate(out_dir: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", type=Path, default=PROTO_ROOT)
+    parser.add_argument("--out", type=Path, default=OUT)
     generate(parser.parse_args().out)
 
 

@@ -20,7 +20,7 @@ from hotspot_client.errors import (
 from hotspot_client.permit import Outcome, Permit
 from hotspot_client.permit_client import PermitClient
 from hotspot_client.sync_client import SyncPermitClient
-from hotspot_server.core.policy import PermitPolicy
+from hotspot_core.policy import PermitPolicy
 
 __all__ = [
     "InvalidArgument",

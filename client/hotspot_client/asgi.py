@@ -27,7 +27,7 @@ from urllib.parse import parse_qs
 from hotspot_client.errors import PermitServiceUnavailable, RateLimitExceeded
 from hotspot_client.guard import current_fixture_id
 from hotspot_client.optic_odds.errors import UpstreamRateLimited
-from hotspot_server.core.errors import whole_seconds
+from hotspot_core.errors import whole_seconds
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hotspot_client.backoff import CallBudget, UnavailableRetry, call_budget
 from hotspot_client.fallback import LocalPermits
 from hotspot_client.outage import ServiceOutage
-from hotspot_server.core.policy import PermitPolicy
+from hotspot_core.policy import PermitPolicy
 
 RELEASE_TIMEOUT = 5.0
 """Seconds a release may take, retries included; an unreleased permit ends with its lease."""

@@ -24,9 +24,13 @@ from google.protobuf.message import DecodeError, Message
 from google.rpc import error_details_pb2  # type: ignore[import-untyped]
 from grpc_status import rpc_status
 
-from hotspot_server.core import errors as core
-from hotspot_server.transport.grpc_errors import ERROR_DOMAIN, RETRY_AFTER_KEY
-from hotspot_server.transport.proto_time import duration_seconds
+from hotspot_client.proto_time import duration_seconds
+from hotspot_core import errors as core
+
+ERROR_DOMAIN = "hotspot.v1"
+"""google.rpc.ErrorInfo.domain of every error the permit service reports."""
+RETRY_AFTER_KEY = "retry-after"
+"""The plain trailer beside RetryInfo: whole seconds, for callers that read no details."""
 
 
 class PermitError(Exception):

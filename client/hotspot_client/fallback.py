@@ -12,9 +12,9 @@ from hotspot_client.errors import PermitServiceUnavailable, error_from_core
 from hotspot_client.outage import ServiceOutage
 from hotspot_client.permit import Outcome, Permit
 from hotspot_client.wire import permit_from_grant
-from hotspot_server.core import errors as core
-from hotspot_server.core.memory import MemoryBackend
-from hotspot_server.core.policy import PermitPolicy
+from hotspot_core import errors as core
+from hotspot_core.memory import MemoryBackend
+from hotspot_core.policy import PermitPolicy
 
 logger = logging.getLogger("hotspot.client")
 

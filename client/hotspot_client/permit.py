@@ -10,8 +10,8 @@ import logging
 from dataclasses import dataclass, field
 
 from hotspot_client.errors import PermitError, PermitNotFound
-from hotspot_server.core.grants import Outcome as Outcome  # re-exported: the client speaks it
-from hotspot_server.core.memory import MAX_UPSTREAM_RETRY_AFTER
+from hotspot_core.grants import Outcome as Outcome  # re-exported: the client speaks it
+from hotspot_core.memory import MAX_UPSTREAM_RETRY_AFTER
 
 logger = logging.getLogger("hotspot.client")
 

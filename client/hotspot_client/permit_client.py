@@ -22,7 +22,7 @@ from hotspot_client.wire import (
     permit_from_response,
     release_request,
 )
-from hotspot_server.core.policy import PermitPolicy
+from hotspot_core.policy import PermitPolicy
 
 if TYPE_CHECKING:
     from hotspot.v1.permits_pb2_grpc import PermitServiceAsyncStub

@@ -23,7 +23,7 @@ from hotspot_client.wire import (
     permit_from_response,
     release_request,
 )
-from hotspot_server.core.policy import PermitPolicy
+from hotspot_core.policy import PermitPolicy
 
 Request = TypeVar("Request")
 Response = TypeVar("Response")

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from hotspot.v1 import permits_pb2 as pb
 from hotspot_client.permit import Outcome, Permit, upstream_delay
-from hotspot_server.core.grants import Grant
-from hotspot_server.transport.grpc_messages import OUTCOME_TO_PROTO
-from hotspot_server.transport.proto_time import duration_seconds, timestamp_seconds, to_duration
+from hotspot_client.proto_time import duration_seconds, timestamp_seconds, to_duration
+from hotspot_core.grants import Grant
+
+OUTCOME_TO_PROTO = {
+    Outcome.SUCCESS: pb.OUTCOME_SUCCESS,
+    Outcome.FAILURE: pb.OUTCOME_FAILURE,
+    Outcome.NOT_SENT: pb.OUTCOME_NOT_SENT,
+    Outcome.UPSTREAM_RATE_LIMITED: pb.OUTCOME_UPSTREAM_RATE_LIMITED,
+}
 
 
 def acquire_request(fixture_id: str, client_id: str, max_wait: float | None) -> pb.AcquireRequest:

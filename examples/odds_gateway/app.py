@@ -35,7 +35,7 @@ from hotspot_client.optic_odds import (
     UpstreamRateLimited,
     UpstreamTimeout,
 )
-from hotspot_server.settings import parse_duration
+from hotspot_core.durations import parse_duration
 
 Handler = Callable[[Request, Exception], Awaitable[Response]]
 

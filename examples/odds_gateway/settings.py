@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from hotspot_client.optic_odds import DEFAULT_BASE_URL
-from hotspot_server.settings import parse_duration
+from hotspot_core.durations import parse_duration
 
 _FLAGS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
 

@@ -15,8 +15,8 @@ from collections.abc import Callable
 
 import aiohttp
 
-from hotspot_server.core.alerts import Alert
-from hotspot_server.core.backend import PermitBackend
+from hotspot_core.alerts import Alert
+from hotspot_core.backend import PermitBackend
 from hotspot_server.http.json_messages import alert_to_json
 
 logger = logging.getLogger("hotspot.alert_webhook")

@@ -15,9 +15,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from hotspot.v1 import permits_pb2, permits_pb2_grpc
+from hotspot_core.backend import PermitBackend, open_backend
+from hotspot_core.stats_feed import StatsFeed
 from hotspot_server.alert_webhook import AlertWebhook
-from hotspot_server.core.backend import PermitBackend, open_backend
-from hotspot_server.core.stats_feed import StatsFeed
 from hotspot_server.http.app import HttpSide
 from hotspot_server.http.metrics import PermitMetrics
 from hotspot_server.settings import Settings, parse_address

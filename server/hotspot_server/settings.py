@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import re
 import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
@@ -11,20 +10,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from hotspot_server.core.policy import PermitPolicy
-
-_DURATION = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h)?\s*")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
-
-
-def parse_duration(text: str | float) -> float:
-    """Seconds from `60s`, `500ms`, `2m`, `1h` or a bare number of seconds."""
-    if isinstance(text, int | float) and not isinstance(text, bool):
-        return float(text)
-    match = _DURATION.fullmatch(str(text))
-    if match is None:
-        raise ValueError(f"not a duration: {text!r} (use e.g. 60s, 500ms, 2m, 1h)")
-    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+from hotspot_core.durations import parse_duration
+from hotspot_core.policy import PermitPolicy
 
 
 def parse_address(text: str) -> tuple[str, int]:

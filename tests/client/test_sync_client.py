@@ -31,9 +31,9 @@ from hotspot_client import (
     SyncPermitClient,
     UnavailableRetry,
 )
-from hotspot_server.core import errors as core
-from hotspot_server.core.fixture_id import check_fixture_id
-from hotspot_server.core.memory import MemoryBackend
+from hotspot_core import errors as core
+from hotspot_core.fixture_id import check_fixture_id
+from hotspot_core.memory import MemoryBackend
 from hotspot_server.transport.grpc_errors import grpc_status_for
 from tests.client.conftest import StartServer
 from tests.integration.test_grpc_permits import stats_for

@@ -10,7 +10,7 @@ import grpc
 import pytest
 
 from hotspot.v1 import permits_pb2_grpc
-from hotspot_server.core.policy import PermitPolicy
+from hotspot_core.policy import PermitPolicy
 from hotspot_server.server import PermitServer
 from hotspot_server.settings import Settings
 

@@ -12,8 +12,8 @@ from fake_optic_odds.app import FakeSettings
 from fake_optic_odds.server import FakeOpticOddsServer
 from hotspot_client import PermitClient, UnavailableRetry
 from hotspot_client.optic_odds import OpticOddsClient
-from hotspot_server.core.policy import PermitPolicy
-from hotspot_server.core.stats import FixtureStats, StatsView
+from hotspot_core.policy import PermitPolicy
+from hotspot_core.stats import FixtureStats, StatsView
 from hotspot_server.server import PermitServer
 from hotspot_server.settings import Settings
 

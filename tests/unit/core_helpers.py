@@ -6,10 +6,10 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from hotspot_server.core.clock import LoopClock, Timer
-from hotspot_server.core.grants import Grant
-from hotspot_server.core.memory import MemoryBackend
-from hotspot_server.core.policy import PermitPolicy
+from hotspot_core.clock import LoopClock, Timer
+from hotspot_core.grants import Grant
+from hotspot_core.memory import MemoryBackend
+from hotspot_core.policy import PermitPolicy
 
 
 class CountingClock(LoopClock):

@@ -8,8 +8,8 @@ import math
 
 import pytest
 
-from hotspot_server.core.alerts import Alert, AlertState
-from hotspot_server.core.errors import (
+from hotspot_core.alerts import Alert, AlertState
+from hotspot_core.errors import (
     InvalidArgument,
     InvalidFixtureId,
     PermitNotFound,
@@ -18,10 +18,10 @@ from hotspot_server.core.errors import (
     TooManyFixtures,
     WaitTooLong,
 )
-from hotspot_server.core.grants import Outcome
-from hotspot_server.core.memory import MemoryBackend
-from hotspot_server.core.policy import PermitPolicy
-from hotspot_server.core.stats import StatsView
+from hotspot_core.grants import Outcome
+from hotspot_core.memory import MemoryBackend
+from hotspot_core.policy import PermitPolicy
+from hotspot_core.stats import StatsView
 from tests.unit.core_helpers import CountingClock, backend, now, settle, spawn
 
 pytestmark = pytest.mark.looptime

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from hotspot_server.core.policy import PermitPolicy
-from hotspot_server.settings import load_settings, parse_address, parse_duration
+from hotspot_core.durations import parse_duration
+from hotspot_core.policy import PermitPolicy
+from hotspot_server.settings import load_settings, parse_address
 
 
 def test_default_alert_thresholds_are_40_and_35() -> None:

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-CORE = ROOT / "server" / "hotspot_server" / "core"
+CORE = ROOT / "client" / "hotspot_core"
+CLIENT_DISTRIBUTION = ROOT / "client"
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -32,6 +33,20 @@ def test_the_core_imports_nothing_from_grpc_or_protobuf(path: Path) -> None:
     assert not bad, f"{path.name} imports {sorted(bad)}: the core must stay transport-free"
 
 
+@pytest.mark.parametrize(
+    "path",
+    sorted(p for p in CLIENT_DISTRIBUTION.rglob("*.py") if "_pb2" not in p.name),
+    ids=lambda p: str(p.relative_to(CLIENT_DISTRIBUTION)),
+)
+def test_the_client_distribution_never_imports_the_server(path: Path) -> None:
+    bad = {m for m in imported_modules(path) if m.split(".")[0] == "hotspot_server"}
+    assert not bad, f"{path} imports {sorted(bad)}: the client must install without the server"
+
+
+def test_the_license_ships_with_both_distributions() -> None:
+    assert (ROOT / "LICENSE").read_bytes() == (CLIENT_DISTRIBUTION / "LICENSE").read_bytes()
+
+
 def test_generated_modules_are_fresh(tmp_path: Path) -> None:
     subprocess.run(
         [sys.executable, str(ROOT / "protos" / "generate.py"), "--out", str(tmp_path)],
@@ -43,8 +58,8 @@ def test_generated_modules_are_fresh(tmp_path: Path) -> None:
     stale = [
         str(rel)
         for rel in generated
-        if not (ROOT / "protos" / rel).exists()
-        or (ROOT / "protos" / rel).read_bytes() != (tmp_path / rel).read_bytes()
+        if not (ROOT / "client" / rel).exists()
+        or (ROOT / "client" / rel).read_bytes() != (tmp_path / rel).read_bytes()
     ]
     assert not stale, f"stale generated modules {stale}: run `make proto` and commit"
 

@@ -16,11 +16,11 @@ import looptime
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from hotspot_server.core.errors import PermitRefused
-from hotspot_server.core.grants import Grant, Outcome
-from hotspot_server.core.memory import MemoryBackend
-from hotspot_server.core.policy import PermitPolicy
-from hotspot_server.core.stats import StatsView
+from hotspot_core.errors import PermitRefused
+from hotspot_core.grants import Grant, Outcome
+from hotspot_core.memory import MemoryBackend
+from hotspot_core.policy import PermitPolicy
+from hotspot_core.stats import StatsView
 
 LIMIT, WINDOW, QUEUE = 3, 10.0, 4
 FIXTURES = ("a", "b")

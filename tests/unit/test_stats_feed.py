@@ -7,11 +7,11 @@ import contextlib
 
 import pytest
 
-from hotspot_server.core.alerts import AlertState
-from hotspot_server.core.memory import MemoryBackend
-from hotspot_server.core.policy import PermitPolicy
-from hotspot_server.core.stats import StatsSnapshot, StatsView
-from hotspot_server.core.stats_feed import StatsFeed
+from hotspot_core.alerts import AlertState
+from hotspot_core.memory import MemoryBackend
+from hotspot_core.policy import PermitPolicy
+from hotspot_core.stats import StatsSnapshot, StatsView
+from hotspot_core.stats_feed import StatsFeed
 
 pytestmark = pytest.mark.looptime
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hotspot_server.core.window import FixtureWindow
+from hotspot_core.window import FixtureWindow
 
 
 def window_of(*leaves_at: float) -> FixtureWindow:

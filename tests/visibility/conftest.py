@@ -16,7 +16,7 @@ from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from hotspot.v1 import permits_pb2_grpc
-from hotspot_server.core.policy import PermitPolicy
+from hotspot_core.policy import PermitPolicy
 from hotspot_server.server import PermitServer
 from hotspot_server.settings import Settings
 from tests.integration.conftest import Harness

@@ -14,7 +14,7 @@ import pytest
 from google.protobuf.duration_pb2 import Duration
 
 from hotspot.v1 import permits_pb2 as pb
-from hotspot_server.transport.proto_time import timestamp_seconds
+from hotspot_client.proto_time import timestamp_seconds
 from tests.integration.test_grpc_permits import next_stats
 from tests.visibility.conftest import Samples, StartVisible, VisibleServer, sample
 

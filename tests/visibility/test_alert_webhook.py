@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 
 from hotspot.v1 import permits_pb2 as pb
+from hotspot_core.grants import Outcome
+from hotspot_core.memory import MemoryBackend
+from hotspot_core.policy import PermitPolicy
+from hotspot_core.stats import StatsView
 from hotspot_server.alert_webhook import AlertWebhook
-from hotspot_server.core.grants import Outcome
-from hotspot_server.core.memory import MemoryBackend
-from hotspot_server.core.policy import PermitPolicy
-from hotspot_server.core.stats import StatsView
 from tests.visibility.conftest import StartVisible, VisibleServer, WebhookReceiver
 
 

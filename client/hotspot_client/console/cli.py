@@ -22,8 +22,8 @@ from rich.live import Live
 from hotspot.v1 import permits_pb2 as pb
 from hotspot.v1 import permits_pb2_grpc
 from hotspot_client.console.stats_render import stats_view
-from hotspot_server.core.stats import MAX_TOP_N as MAX_TOP
-from hotspot_server.core.stats_feed import MIN_INTERVAL
+from hotspot_core.stats import MAX_TOP_N as MAX_TOP
+from hotspot_core.stats_feed import MIN_INTERVAL
 
 if TYPE_CHECKING:
     from hotspot.v1.permits_pb2_grpc import PermitServiceStub

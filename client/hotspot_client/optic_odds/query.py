@@ -11,8 +11,8 @@ from datetime import datetime
 
 from hotspot_client.optic_odds.errors import OpticOddsRequestInvalid
 from hotspot_client.optic_odds.models import api_time
-from hotspot_server.core.errors import InvalidFixtureId
-from hotspot_server.core.fixture_id import FIXTURE_ID_RULE, check_fixture_id
+from hotspot_core.errors import InvalidFixtureId
+from hotspot_core.fixture_id import FIXTURE_ID_RULE, check_fixture_id
 
 MAX_ODDS_FIXTURES = 5
 MAX_SPORTSBOOKS = 5

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from hotspot_server.core.backend import PermitBackend
-from hotspot_server.core.stats_feed import StatsFeed
+from hotspot_core.backend import PermitBackend
+from hotspot_core.stats_feed import StatsFeed
 from hotspot_server.http.metrics import PermitMetrics
 from hotspot_server.http.routes import HotSpotRoutes, json_errors
 from hotspot_server.settings import parse_address

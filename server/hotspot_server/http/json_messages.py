@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from hotspot_server.core.alerts import Alert
-from hotspot_server.core.policy import PermitPolicy
-from hotspot_server.core.stats import FixtureStats, StatsSnapshot
+from hotspot_core.alerts import Alert
+from hotspot_core.policy import PermitPolicy
+from hotspot_core.stats import FixtureStats, StatsSnapshot
 
 JsonObject = dict[str, Any]
 

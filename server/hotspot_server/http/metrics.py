@@ -14,8 +14,8 @@ from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from hotspot_server.core.grants import Grant
-from hotspot_server.core.stats import StatsSnapshot, StatsView
+from hotspot_core.grants import Grant
+from hotspot_core.stats import StatsSnapshot, StatsView
 
 WAIT_BUCKETS = (0.001, 0.01, 0.05, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 """Seconds: immediate grants land in the first bucket, waits up to --max-wait in the last."""

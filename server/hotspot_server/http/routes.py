@@ -8,9 +8,9 @@ from importlib import resources
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from hotspot_server.core.backend import PermitBackend
-from hotspot_server.core.errors import InvalidArgument
-from hotspot_server.core.stats_feed import StatsFeed
+from hotspot_core.backend import PermitBackend
+from hotspot_core.errors import InvalidArgument
+from hotspot_core.stats_feed import StatsFeed
 from hotspot_server.http.json_messages import snapshot_to_json
 from hotspot_server.http.metrics import PermitMetrics
 from hotspot_server.http.stats_query import read_stats_query

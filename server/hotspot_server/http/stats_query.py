@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 from multidict import MultiMapping
 
-from hotspot_server.core.errors import InvalidArgument
-from hotspot_server.core.stats import MAX_TOP_N, StatsView, stats_view
-from hotspot_server.core.stats_feed import DEFAULT_INTERVAL, check_interval
-from hotspot_server.settings import parse_duration
+from hotspot_core.durations import parse_duration
+from hotspot_core.errors import InvalidArgument
+from hotspot_core.stats import MAX_TOP_N, StatsView, stats_view
+from hotspot_core.stats_feed import DEFAULT_INTERVAL, check_interval
 
 
 @dataclass(frozen=True, slots=True)

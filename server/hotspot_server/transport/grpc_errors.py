@@ -12,7 +12,9 @@ from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2  # type: ignore[import-untyped]
 from grpc_status import rpc_status
 
-from hotspot_server.core.errors import (
+from hotspot_client.errors import ERROR_DOMAIN, RETRY_AFTER_KEY
+from hotspot_client.proto_time import to_duration
+from hotspot_core.errors import (
     InvalidArgument,
     PermitError,
     PermitNotFound,
@@ -20,10 +22,6 @@ from hotspot_server.core.errors import (
     ShuttingDown,
     whole_seconds,
 )
-from hotspot_server.transport.proto_time import to_duration
-
-ERROR_DOMAIN = "hotspot.v1"
-RETRY_AFTER_KEY = "retry-after"
 
 Metadata = tuple[tuple[str, str | bytes], ...]
 

@@ -3,23 +3,18 @@
 from __future__ import annotations
 
 from hotspot.v1 import permits_pb2 as pb
-from hotspot_server.core.alerts import Alert, AlertState
-from hotspot_server.core.errors import InvalidArgument
-from hotspot_server.core.grants import Grant, Outcome
-from hotspot_server.core.stats import FixtureStats, StatsSnapshot
-from hotspot_server.transport.proto_time import (
+from hotspot_client.proto_time import (
     set_duration,
     set_timestamp,
     to_duration,
     to_timestamp,
 )
+from hotspot_client.wire import OUTCOME_TO_PROTO
+from hotspot_core.alerts import Alert, AlertState
+from hotspot_core.errors import InvalidArgument
+from hotspot_core.grants import Grant, Outcome
+from hotspot_core.stats import FixtureStats, StatsSnapshot
 
-OUTCOME_TO_PROTO = {
-    Outcome.SUCCESS: pb.OUTCOME_SUCCESS,
-    Outcome.FAILURE: pb.OUTCOME_FAILURE,
-    Outcome.NOT_SENT: pb.OUTCOME_NOT_SENT,
-    Outcome.UPSTREAM_RATE_LIMITED: pb.OUTCOME_UPSTREAM_RATE_LIMITED,
-}
 # OUTCOME_UNSPECIFIED is read as success.
 _OUTCOMES = {v: k for k, v in OUTCOME_TO_PROTO.items()} | {pb.OUTCOME_UNSPECIFIED: Outcome.SUCCESS}
 _ALERT_STATES = {

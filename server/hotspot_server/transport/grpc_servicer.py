@@ -9,18 +9,18 @@ import grpc
 
 from hotspot.v1 import permits_pb2 as pb
 from hotspot.v1 import permits_pb2_grpc
-from hotspot_server.core.backend import PermitBackend
-from hotspot_server.core.errors import PermitError
-from hotspot_server.core.grants import Grant
-from hotspot_server.core.stats import stats_view
-from hotspot_server.core.stats_feed import DEFAULT_INTERVAL, StatsFeed, check_interval
+from hotspot_client.proto_time import duration_seconds
+from hotspot_core.backend import PermitBackend
+from hotspot_core.errors import PermitError
+from hotspot_core.grants import Grant
+from hotspot_core.stats import stats_view
+from hotspot_core.stats_feed import DEFAULT_INTERVAL, StatsFeed, check_interval
 from hotspot_server.transport.grpc_errors import abort_with
 from hotspot_server.transport.grpc_messages import (
     grant_to_proto,
     outcome_from_proto,
     snapshot_to_proto,
 )
-from hotspot_server.transport.proto_time import duration_seconds
 
 Context = grpc.aio.ServicerContext[object, object]
 GrantObserver = Callable[[Grant], None]

@@ -15,7 +15,7 @@ from starlette.routing import Route
 
 from fake_optic_odds import catalogue
 from fake_optic_odds.limits import FixtureCallLimit, Verdict
-from hotspot_server.core.errors import whole_seconds
+from hotspot_core.errors import whole_seconds
 
 MAX_ODDS_FIXTURES = 5
 MAX_SPORTSBOOKS = 5

@@ -9,7 +9,8 @@ from collections.abc import Sequence
 
 from fake_optic_odds.app import FakeSettings
 from fake_optic_odds.server import FakeOpticOddsServer
-from hotspot_server.settings import parse_address, parse_duration
+from hotspot_core.durations import parse_duration
+from hotspot_server.settings import parse_address
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from hotspot_server.core.window import FixtureWindow
+from hotspot_core.window import FixtureWindow
 
 
 @dataclass

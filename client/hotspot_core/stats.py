@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from hotspot_server.core.alerts import Alert
-from hotspot_server.core.errors import InvalidArgument
-from hotspot_server.core.fixture_id import check_fixture_id
+from hotspot_core.alerts import Alert
+from hotspot_core.errors import InvalidArgument
+from hotspot_core.fixture_id import check_fixture_id
 
 DEFAULT_TOP_N = 10
 MAX_TOP_N = 1000

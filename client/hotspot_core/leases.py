@@ -7,7 +7,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from itertools import count
 
-from hotspot_server.core.clock import Clock, Timer
+from hotspot_core.clock import Clock, Timer
 
 
 class PermitLease:

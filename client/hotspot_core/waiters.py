@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from hotspot_server.core.grants import Grant
+    from hotspot_core.grants import Grant
 
 
 class Waiter:

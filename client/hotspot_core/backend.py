@@ -11,10 +11,10 @@ from collections.abc import Callable
 from typing import Protocol
 from urllib.parse import urlsplit
 
-from hotspot_server.core.alerts import AlertListener
-from hotspot_server.core.grants import Grant, Outcome
-from hotspot_server.core.policy import PermitPolicy
-from hotspot_server.core.stats import StatsSnapshot, StatsView
+from hotspot_core.alerts import AlertListener
+from hotspot_core.grants import Grant, Outcome
+from hotspot_core.policy import PermitPolicy
+from hotspot_core.stats import StatsSnapshot, StatsView
 
 
 class PermitBackend(Protocol):
@@ -55,7 +55,7 @@ BackendFactory = Callable[[str, PermitPolicy], PermitBackend]
 
 
 def _memory(url: str, policy: PermitPolicy) -> PermitBackend:
-    from hotspot_server.core.memory import MemoryBackend
+    from hotspot_core.memory import MemoryBackend
 
     return MemoryBackend(policy)
 

@@ -8,9 +8,9 @@ import logging
 import math
 from collections.abc import Callable
 
-from hotspot_server.core.alerts import AlertBoard, AlertListener
-from hotspot_server.core.clock import Clock, LoopClock, Timer
-from hotspot_server.core.errors import (
+from hotspot_core.alerts import AlertBoard, AlertListener
+from hotspot_core.clock import Clock, LoopClock, Timer
+from hotspot_core.errors import (
     InvalidArgument,
     PermitNotFound,
     PermitRefused,
@@ -19,13 +19,13 @@ from hotspot_server.core.errors import (
     TooManyFixtures,
     WaitTooLong,
 )
-from hotspot_server.core.fixture_id import check_fixture_id
-from hotspot_server.core.grants import Grant, Outcome
-from hotspot_server.core.leases import LeaseBook, PermitLease
-from hotspot_server.core.policy import PermitPolicy
-from hotspot_server.core.stats import FixtureStats, StatsSnapshot, StatsView, Totals
-from hotspot_server.core.waiters import Waiter, WaiterQueue
-from hotspot_server.core.window import FixtureWindow
+from hotspot_core.fixture_id import check_fixture_id
+from hotspot_core.grants import Grant, Outcome
+from hotspot_core.leases import LeaseBook, PermitLease
+from hotspot_core.policy import PermitPolicy
+from hotspot_core.stats import FixtureStats, StatsSnapshot, StatsView, Totals
+from hotspot_core.waiters import Waiter, WaiterQueue
+from hotspot_core.window import FixtureWindow
 
 logger = logging.getLogger("hotspot.permits")
 

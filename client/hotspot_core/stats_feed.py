@@ -8,10 +8,10 @@ from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 
-from hotspot_server.core.alerts import Alert
-from hotspot_server.core.backend import PermitBackend
-from hotspot_server.core.errors import InvalidArgument
-from hotspot_server.core.stats import StatsSnapshot, StatsView
+from hotspot_core.alerts import Alert
+from hotspot_core.backend import PermitBackend
+from hotspot_core.errors import InvalidArgument
+from hotspot_core.stats import StatsSnapshot, StatsView
 
 MIN_INTERVAL = 0.1
 DEFAULT_INTERVAL = 1.0

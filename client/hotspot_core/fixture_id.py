@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from hotspot_server.core.errors import InvalidFixtureId
+from hotspot_core.errors import InvalidFixtureId
 
 FIXTURE_ID_RULE = "fixture_id must be 1 to 128 characters of [A-Za-z0-9._:-]"
 _FIXTURE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")

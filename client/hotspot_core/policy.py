@@ -47,8 +47,13 @@ class PermitPolicy:
 
     @property
     def clear_below(self) -> int:
-        """A hot fixture cools down when its calls fall below this; the gap stops flapping."""
-        return _ceil_count((self.alert_ratio - 0.1) * self.limit)
+        """A hot fixture cools down when its calls fall below this; the gap stops flapping.
+
+        Ten points under the alert ratio, and always at least one call below raise_at, so
+        small limits keep a gap too (limit 5: hot at 4, cool below 3). Only a raise_at of 1
+        leaves none: the fixture cools at 0 calls, the only count below it.
+        """
+        return max(1, min(_ceil_count((self.alert_ratio - 0.1) * self.limit), self.raise_at - 1))
 
 
 def _ceil_count(value: float) -> int:

@@ -13,6 +13,8 @@ import grpc
 from hotspot_client.errors import PermitError, PermitServiceUnavailable, error_from_rpc
 from hotspot_client.outage import ServiceOutage
 
+DEFAULT_RETRY_FOR = 5.0
+"""Seconds a call without max_wait retries UNAVAILABLE: it has no budget of its own to spend."""
 ANSWER_MARGIN = 5.0
 """Seconds beyond max_wait the client waits for an answer: the service answers by max_wait
 itself (grant or refusal), so only a hung service or network uses this."""
@@ -27,8 +29,10 @@ class UnavailableRetry:
     max_delay: float = 1.0
     """Cap on any one delay."""
     multiplier: float = 2.0
-    give_up_after: float = 5.0
-    """Most seconds spent retrying one call, even when the caller's budget is longer."""
+    give_up_after: float | None = None
+    """Most seconds spent retrying one call, even when the caller's budget is longer.
+    None: a call with max_wait retries for all of it (a server restart included), one
+    without for DEFAULT_RETRY_FOR."""
 
     def __post_init__(self) -> None:
         rules = [
@@ -38,7 +42,10 @@ class UnavailableRetry:
                 f"max_delay must be at least first_delay, got {self.max_delay}",
             ),
             (self.multiplier >= 1, f"multiplier must be at least 1, got {self.multiplier}"),
-            (self.give_up_after >= 0, f"give_up_after must be 0 or more, got {self.give_up_after}"),
+            (
+                self.give_up_after is None or self.give_up_after >= 0,
+                f"give_up_after must be 0 or more (or None), got {self.give_up_after}",
+            ),
         ]
         for ok, message in rules:
             if not ok:
@@ -75,7 +82,12 @@ class CallBudget:
             (end for end in (self._max_wait_end, self._timeout_end) if end is not None),
             default=math.inf,
         )
-        span = retry.give_up_after if retry_for is None else retry_for
+        if retry_for is not None:
+            span = retry_for
+        elif retry.give_up_after is not None:
+            span = retry.give_up_after
+        else:
+            span = DEFAULT_RETRY_FOR if max_wait is None else math.inf
         self._retry_end = min(caller_end, start + span)
         self._cap = retry.first_delay
 

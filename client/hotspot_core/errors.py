@@ -51,6 +51,18 @@ class ShuttingDown(PermitError):
         self.retry_after = retry_after
 
 
+class StoreUnavailable(PermitError):
+    """The durable state store cannot record a grant, so none is given (a full disk, a
+    read-only state dir). The caller should retry, possibly against another replica."""
+
+    reason = "STORE_UNAVAILABLE"
+
+    def __init__(self, why: str, retry_after: float = 1.0) -> None:
+        super().__init__(f"the permit service cannot record grants: {why}")
+        self.why = why
+        self.retry_after = retry_after
+
+
 class PermitRefused(PermitError):
     """Refused at once, with when to come back.
 
@@ -129,6 +141,7 @@ class WaitTooLong(PermitRefused):
         limit: int,
         paused_for: float,
         budget: float,
+        expired: bool = False,
     ) -> None:
         super().__init__(
             fixture_id=fixture_id,
@@ -139,8 +152,16 @@ class WaitTooLong(PermitRefused):
             paused_for=paused_for,
         )
         self.budget = budget
+        self.expired = expired
+        """True when the request waited in the queue and its deadline passed there."""
 
     def __str__(self) -> str:
+        if self.expired:
+            return (
+                f"fixture {self.fixture_id!r} could not grant this request within the "
+                f"{self.budget:.3f}s it could wait: permits in flight were held longer than "
+                f"expected{self._paused()}; retry in {self.retry_after:.3f}s"
+            )
         return (
             f"fixture {self.fixture_id!r} would grant this request in "
             f"{self.estimated_wait:.3f}s{self._paused()}, longer than it can wait "

@@ -15,7 +15,7 @@ class PermitLease:
         "client_id",
         "expires_at",
         "fixture_id",
-        "leaves_window_at",
+        "granted_at",
         "permit_id",
         "released",
     )
@@ -24,13 +24,14 @@ class PermitLease:
         self,
         permit_id: str,
         fixture_id: str,
-        leaves_window_at: float,
+        granted_at: float,
         expires_at: float,
         client_id: str,
     ) -> None:
         self.permit_id = permit_id
         self.fixture_id = fixture_id
-        self.leaves_window_at = leaves_window_at
+        self.granted_at = granted_at
+        """Monotonic seconds: the permit's entry in its fixture's window."""
         self.expires_at = expires_at
         self.client_id = client_id
         self.released = False
@@ -58,12 +59,12 @@ class LeaseBook:
         return len(self._leases)
 
     def issue(
-        self, fixture_id: str, leaves_window_at: float, expires_at: float, client_id: str
+        self, fixture_id: str, granted_at: float, expires_at: float, client_id: str
     ) -> PermitLease:
         """A new lease under a fresh permit id."""
         permit_id = f"{self._prefix}-{next(self._serial):x}"
         lease = self._leases[permit_id] = PermitLease(
-            permit_id, fixture_id, leaves_window_at, expires_at, client_id
+            permit_id, fixture_id, granted_at, expires_at, client_id
         )
         if self._timer is None:
             self._timer = self._clock.call_at(expires_at, self._expire)

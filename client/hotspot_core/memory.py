@@ -1,4 +1,4 @@
-"""MemoryBackend: all permit state in this process, on one event loop."""
+"""MemoryBackend: all permit state in this process, on one event loop, optionally kept durable."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import asyncio
 import heapq
 import logging
 import math
+from array import array
 from collections.abc import Callable
 
 from hotspot_core.alerts import AlertBoard, AlertListener
@@ -16,12 +17,15 @@ from hotspot_core.errors import (
     PermitRefused,
     QueueFull,
     ShuttingDown,
+    StoreUnavailable,
     TooManyFixtures,
     WaitTooLong,
 )
 from hotspot_core.fixture_id import check_fixture_id
 from hotspot_core.grants import Grant, Outcome
+from hotspot_core.hold_time import SERVER_REFRESH, SERVER_SAMPLES, HoldTimes, expected_hold
 from hotspot_core.leases import LeaseBook, PermitLease
+from hotspot_core.persistence import FixtureRecord, StateStore
 from hotspot_core.policy import PermitPolicy
 from hotspot_core.stats import FixtureStats, StatsSnapshot, StatsView, Totals
 from hotspot_core.waiters import Waiter, WaiterQueue
@@ -42,7 +46,9 @@ class FixtureState:
     __slots__ = (
         "abandoned_total",
         "calls_total",
+        "deadlines",
         "fixture_id",
+        "holds",
         "hot",
         "in_flight",
         "owner",
@@ -58,6 +64,9 @@ class FixtureState:
         self.owner = owner
         self.window = FixtureWindow()
         self.waiters: WaiterQueue | None = None  # created on the first waiter, dropped when empty
+        # Waiters with a finite deadline, soonest first; stale entries are skipped when reached.
+        self.deadlines: list[tuple[float, Waiter]] | None = None
+        self.holds: HoldTimes | None = None  # created on the first release
         self.in_flight = 0
         self.calls_total = 0
         self.rejected_total = 0
@@ -79,14 +88,25 @@ class FixtureState:
 class MemoryBackend:
     """Exact sliding windows and FIFO queues for every fixture, in memory.
 
-    Each fixture has one timer, armed for the next moment its state changes by
-    itself: its queue head's grant time, the moment a hot fixture cools down,
-    or the moment it goes idle and can be forgotten. Every entry point first
-    settles the fixture at the current time, so a timer is a nudge, never the
-    only path to a grant.
+    A grant holds its slot from the moment it is granted until `window` after
+    its call is known to be over (see FixtureWindow). Each fixture has one
+    timer, armed for the next moment its state changes by itself: a released
+    grant leaving the window, a pause ending, the soonest deadline of a waiter,
+    a hot fixture cooling down, or the fixture going idle. Releases and lease
+    ends change it too. Every entry point first settles the fixture at the
+    current time, so a timer is a nudge, never the only path to a grant.
+
+    With a `store`, every change is kept durable: the fixtures changed in one
+    event-loop iteration are written in one batch, and a grant is answered
+    only once its batch is written (a process crash loses no answered grant).
     """
 
-    def __init__(self, policy: PermitPolicy | None = None, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        policy: PermitPolicy | None = None,
+        clock: Clock | None = None,
+        store: StateStore | None = None,
+    ) -> None:
         self._policy = policy or PermitPolicy()
         self._clock: Clock = clock or LoopClock()
         self._fixtures: dict[str, FixtureState] = {}
@@ -94,16 +114,30 @@ class MemoryBackend:
         self._alerts = AlertBoard(
             threshold=self._policy.raise_at, clear_below=self._policy.clear_below
         )
+        self._holds = HoldTimes(SERVER_SAMPLES, SERVER_REFRESH)
         self._closed = False
         self._calls_total = 0
         self._rejected_total = 0
         self._abandoned_total = 0
         self._queue_depth = 0
         self._in_flight = 0
+        self._store = store
+        self._dirty: dict[str, FixtureState | None] = {}
+        self._batch: asyncio.Future[None] | None = None
+        self._store_error: StoreUnavailable | None = None
+        if store is not None:
+            self._restore(store.load())
+            # Timers and the first write belong to the running loop.
+            asyncio.get_running_loop().call_soon(self._start)
 
     @property
     def policy(self) -> PermitPolicy:
         return self._policy
+
+    @property
+    def store_error(self) -> StoreUnavailable | None:
+        """Why the durable store last failed to write, while it is failing; else None."""
+        return self._store_error
 
     # -- Acquire ---------------------------------------------------------------------------
 
@@ -131,12 +165,32 @@ class MemoryBackend:
             grant = self._grant(fx, now, arrived_at=now, position=0, client_id=client_id)
             if fx.hot:  # otherwise the live lease means nothing can change before its release
                 self._reschedule(fx, now)
+            if self._batch is not None:
+                await self._recorded(fx, grant, self._batch)
             return grant
         waiter = self._enqueue(fx, now, min(budget, self._policy.max_wait), client_id)
         try:
-            return await waiter.future
+            grant = await waiter.future
         except asyncio.CancelledError:
             self._leave_queue(fx, waiter)
+            raise
+        if waiter.batch is not None:
+            await self._recorded(fx, grant, waiter.batch)
+        return grant
+
+    async def _recorded(self, fx: FixtureState, grant: Grant, batch: asyncio.Future[None]) -> None:
+        """Answer a grant only once the store holds it; else take it back.
+
+        A cancelled caller gets no permit either: the grant goes back at once.
+        """
+        try:
+            # Shielded: the batch is shared, and one cancelled caller must not cancel it for all.
+            await asyncio.shield(batch)
+        except BaseException:
+            self._take_back(fx, grant.permit_id)
+            now = self._clock.monotonic()
+            self._settle(fx, now)
+            self._reschedule(fx, now)
             raise
 
     def _track(self, fixture_id: str) -> FixtureState:
@@ -145,7 +199,7 @@ class MemoryBackend:
             self._rejected_total += 1
             raise TooManyFixtures(
                 fixture_id=fixture_id,
-                # An idle fixture is forgotten within one window of its last grant.
+                # An idle fixture is forgotten once its window empties.
                 retry_after=policy.window,
                 limit=policy.limit,
                 max_fixtures=policy.max_fixtures,
@@ -175,20 +229,31 @@ class MemoryBackend:
         waiters = fx.waiters
         if waiters is None:
             waiters = fx.waiters = WaiterQueue()
+        deadline = now + budget
         waiter = Waiter(
             asyncio.get_running_loop().create_future(),
             arrived_at=now,
-            deadline=now + budget,
+            deadline=deadline,
             position=depth + 1,
             client_id=client_id,
         )
         waiters.append(waiter)
+        if deadline != math.inf:
+            if fx.deadlines is None:
+                fx.deadlines = []
+            heapq.heappush(fx.deadlines, (deadline, waiter))
         self._queue_depth += 1
         self._reschedule(fx, now)
         return waiter
 
     def _too_long(
-        self, fx: FixtureState, now: float, wait: float, budget: float, depth: int
+        self,
+        fx: FixtureState,
+        now: float,
+        wait: float,
+        budget: float,
+        depth: int,
+        expired: bool = False,
     ) -> WaitTooLong:
         return WaitTooLong(
             fixture_id=fx.fixture_id,
@@ -199,6 +264,7 @@ class MemoryBackend:
             limit=self._policy.limit,
             paused_for=fx.paused_until - now,
             budget=budget,
+            expired=expired,
         )
 
     def _refuse(self, fx: FixtureState, refusal: PermitRefused) -> PermitRefused:
@@ -207,7 +273,7 @@ class MemoryBackend:
         return refusal
 
     def _leave_queue(self, fx: FixtureState, waiter: Waiter) -> None:
-        """The waiter's caller went away (cancelled, or its deadline passed)."""
+        """The waiter's caller went away (cancelled, or its call ended)."""
         future = waiter.future
         if future.done() and not future.cancelled() and future.exception() is None:
             # Granted in the same instant the caller left: the grant goes to the next in line.
@@ -215,30 +281,46 @@ class MemoryBackend:
         elif fx.waiters is not None and fx.waiters.remove(waiter):
             self._queue_depth -= 1
             if not fx.waiters:
-                fx.waiters = None
+                self._queue_emptied(fx)
         now = self._clock.monotonic()
         self._settle(fx, now)
         self._reschedule(fx, now)
 
     def _take_back(self, fx: FixtureState, permit_id: str) -> None:
+        """A grant that was never answered: it spends no slot and counts as no call."""
         lease = self._leases.get(permit_id)
         if lease is None or lease.released:
             return
         self._leases.discard(permit_id)
         fx.in_flight -= 1
         self._in_flight -= 1
-        fx.window.refund(lease.leaves_window_at)
+        fx.window.refund(lease.granted_at)
+        self._changed(fx)
+
+    def _queue_emptied(self, fx: FixtureState) -> None:
+        fx.waiters = None
+        fx.deadlines = None
 
     # -- Granting --------------------------------------------------------------------------
+
+    def _hold(self, fx: FixtureState) -> float:
+        return expected_hold(fx.holds, self._holds, self._policy.lease)
 
     def _grant_time(self, fx: FixtureState, n: int, now: float) -> float:
         policy = self._policy
         return fx.window.grant_time(
-            n, now, limit=policy.limit, window=policy.window, not_before=fx.paused_until
+            n,
+            now,
+            limit=policy.limit,
+            window=policy.window,
+            hold=self._hold(fx),
+            lease=policy.lease,
+            not_before=fx.paused_until,
         )
 
     def _settle(self, fx: FixtureState, now: float) -> None:
-        """Bring a fixture up to `now`: drop grants that left the window, serve the queue head."""
+        """Bring a fixture up to `now`: drop grants that left the window, serve the queue in
+        order, and answer every waiter whose deadline has passed instead of granting it."""
         window = fx.window
         window.prune(now)
         waiters = fx.waiters
@@ -247,42 +329,63 @@ class MemoryBackend:
             while len(window) < limit:
                 waiter = waiters.popleft()
                 self._queue_depth -= 1
-                if not waiter.future.done():
-                    waiter.future.set_result(
-                        self._grant(
-                            fx,
-                            now,
-                            arrived_at=waiter.arrived_at,
-                            position=waiter.position,
-                            client_id=waiter.client_id,
-                        )
+                if waiter.future.done():
+                    pass  # its caller left in this same instant
+                elif waiter.deadline < now:
+                    # A stalled loop or a paused process: the caller has given up by now, so
+                    # the slot goes to the next waiter rather than to a call nobody will make.
+                    self._expire(fx, waiter, now)
+                else:
+                    grant = self._grant(
+                        fx,
+                        now,
+                        arrived_at=waiter.arrived_at,
+                        position=waiter.position,
+                        client_id=waiter.client_id,
                     )
+                    waiter.batch = self._batch
+                    waiter.future.set_result(grant)
                 if not waiters:
-                    fx.waiters = None
+                    self._queue_emptied(fx)
                     break
+        deadlines = fx.deadlines
+        if deadlines is not None:
+            while deadlines and deadlines[0][0] <= now:
+                _, waiter = heapq.heappop(deadlines)
+                if not waiter.future.done() and fx.waiters and fx.waiters.remove(waiter):
+                    self._queue_depth -= 1
+                    self._expire(fx, waiter, now)
+            if fx.waiters is not None and not fx.waiters:
+                self._queue_emptied(fx)
         if fx.hot and len(window) < self._alerts.clear_below:
             fx.hot = self._alerts.observe(
                 fx.fixture_id, len(window), True, self._clock.to_wall(now)
             )
+
+    def _expire(self, fx: FixtureState, waiter: Waiter, now: float) -> None:
+        """Answer a waiter whose deadline passed in the queue (it holds no place any more)."""
+        depth = fx.queue_depth()
+        wait = self._grant_time(fx, depth + 1, now) - now
+        budget = waiter.deadline - waiter.arrived_at
+        refusal = self._too_long(fx, now, wait, budget, depth, expired=True)
+        waiter.future.set_exception(self._refuse(fx, refusal))
 
     def _grant(
         self, fx: FixtureState, now: float, *, arrived_at: float, position: int, client_id: str
     ) -> Grant:
         policy = self._policy
         window = fx.window
-        leaves_at = now + policy.window
-        window.record(leaves_at)
+        window.record(now)
         fx.calls_total += 1
         fx.in_flight += 1
         self._calls_total += 1
         self._in_flight += 1
-        permit_id = self._leases.issue(
-            fx.fixture_id, leaves_at, now + policy.lease, client_id
-        ).permit_id
+        permit_id = self._leases.issue(fx.fixture_id, now, now + policy.lease, client_id).permit_id
         calls = len(window)
         wall = self._clock.to_wall(now)
         if calls >= self._alerts.threshold and not fx.hot:
             fx.hot = self._alerts.observe(fx.fixture_id, calls, False, wall)
+        self._changed(fx)
         return Grant(
             permit_id,
             fx.fixture_id,
@@ -310,15 +413,33 @@ class MemoryBackend:
         fx.timer = self._clock.call_at(at, fx)
 
     def _next_change(self, fx: FixtureState, now: float) -> float | None:
-        """When the fixture next changes with no request arriving; None if it is idle now."""
-        if fx.waiters is not None:
-            return self._grant_time(fx, 1, now)
+        """When the fixture next changes by time alone; None if it is idle now.
+
+        Permits in flight leave only on their release or their lease's end, each
+        of which settles the fixture itself, so no timer waits for them.
+        """
         window = fx.window
+        if fx.waiters is not None:
+            if fx.paused_until > now:
+                at = fx.paused_until
+            else:
+                leave = window.next_leave()
+                at = math.inf if leave is None else leave
+            deadlines = fx.deadlines
+            if deadlines:
+                while deadlines and deadlines[0][1].future.done():
+                    heapq.heappop(deadlines)
+                if deadlines and deadlines[0][0] < at:
+                    at = deadlines[0][0]
+            return at
         at = math.inf
         if fx.hot:
-            at = window.falls_to(self._alerts.clear_below - 1)
-        if fx.in_flight == 0:  # otherwise the end of the last lease re-evaluates
-            idle_at = max(window.newest_leaves_at() if len(window) else -math.inf, fx.paused_until)
+            cools = window.falls_to(self._alerts.clear_below - 1)
+            if cools is not None:
+                at = cools
+        idle_at = window.idle_at()
+        if idle_at is not None:
+            idle_at = max(idle_at, fx.paused_until)
             if idle_at <= now:
                 return None
             at = min(at, idle_at)
@@ -338,7 +459,9 @@ class MemoryBackend:
         if fx.timer is not None:
             fx.timer.cancel()
             fx.timer = None
-        self._fixtures.pop(fx.fixture_id, None)
+        if self._fixtures.pop(fx.fixture_id, None) is not None and self._store is not None:
+            self._dirty[fx.fixture_id] = None
+            self._schedule_flush()
 
     # -- Release and leases ----------------------------------------------------------------
 
@@ -369,13 +492,25 @@ class MemoryBackend:
         self._in_flight -= 1
         now = self._clock.monotonic()
         if outcome is Outcome.NOT_SENT:
-            fx.window.refund(lease.leaves_window_at)
-        elif outcome is Outcome.UPSTREAM_RATE_LIMITED:
-            pause = self._policy.window if upstream_retry_after is None else upstream_retry_after
-            self._pause(fx, now, pause)
+            fx.window.refund(lease.granted_at)
+        else:
+            # The call may have reached the upstream at any moment until now.
+            fx.window.release(lease.granted_at, now + self._policy.window)
+            self._note_hold(fx, now - lease.granted_at)
+            if outcome is Outcome.UPSTREAM_RATE_LIMITED:
+                asked = upstream_retry_after
+                self._pause(fx, now, self._policy.window if asked is None else asked)
+        self._changed(fx)
         self._settle(fx, now)
         self._reschedule(fx, now)
         return False
+
+    def _note_hold(self, fx: FixtureState, seconds: float) -> None:
+        holds = fx.holds
+        if holds is None:
+            holds = fx.holds = HoldTimes()
+        holds.add(seconds)
+        self._holds.add(seconds)
 
     def _pause(self, fx: FixtureState, now: float, seconds: float) -> None:
         until = now + seconds
@@ -407,7 +542,7 @@ class MemoryBackend:
             if not waiter.future.done():
                 waiter.future.set_exception(refusal)
         if not waiters:
-            fx.waiters = None
+            self._queue_emptied(fx)
 
     def _abandoned(self, lease: PermitLease) -> None:
         fx = self._fixtures[lease.fixture_id]
@@ -415,6 +550,9 @@ class MemoryBackend:
         self._in_flight -= 1
         fx.abandoned_total += 1
         self._abandoned_total += 1
+        # Its call may have reached the upstream at any moment until the lease's end.
+        fx.window.release(lease.granted_at, lease.expires_at + self._policy.window)
+        self._note_hold(fx, lease.expires_at - lease.granted_at)
         logger.warning(
             "permit abandoned (lease ended without a release): fixture_id=%s permit_id=%s "
             "client_id=%s",
@@ -428,9 +566,111 @@ class MemoryBackend:
                 "client_id": lease.client_id,
             },
         )
+        self._changed(fx)
         now = self._clock.monotonic()
         self._settle(fx, now)
         self._reschedule(fx, now)
+
+    # -- The durable store -----------------------------------------------------------------
+
+    def _changed(self, fx: FixtureState) -> None:
+        if self._store is not None:
+            self._dirty[fx.fixture_id] = fx
+            self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        if self._batch is None:
+            loop = asyncio.get_running_loop()
+            self._batch = loop.create_future()
+            # call_soon runs after every callback already due in this iteration: one write for
+            # all the changes of an iteration.
+            loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        batch, self._batch = self._batch, None
+        if batch is None or self._store is None:
+            return
+        dirty = self._dirty
+        self._dirty = {}
+        offset = self._clock.to_wall(0.0)
+        changed = [self._record(fx, offset) for fx in dirty.values() if fx is not None]
+        forgotten = [f for f, fx in dirty.items() if fx is None]
+        try:
+            self._store.write(changed, forgotten)
+        except StoreUnavailable as error:
+            # Kept for the next attempt; the grants of this batch are taken back by their callers.
+            for fixture_id, fx in dirty.items():
+                self._dirty.setdefault(fixture_id, fx)
+            if self._store_error is None:
+                logger.error(
+                    "state store failed; refusing grants until it writes again: %s",
+                    error.why,
+                    extra={"event": "store_failed", "reason": error.why},
+                )
+            self._store_error = error
+            batch.set_exception(error)
+            batch.exception()  # retrieved here: a batch with no grant waiting on it is fine
+            return
+        if self._store_error is not None:
+            self._store_error = None
+            logger.warning("state store writes again", extra={"event": "store_recovered"})
+        batch.set_result(None)
+
+    def _record(self, fx: FixtureState, offset: float) -> FixtureRecord:
+        return FixtureRecord(
+            fixture_id=fx.fixture_id,
+            clock_offset=offset,
+            held=fx.window.held,
+            released=fx.window.released,
+            lease=self._policy.lease,
+            paused_until=fx.paused_until,
+            calls_total=fx.calls_total,
+            rejected_total=fx.rejected_total,
+            abandoned_total=fx.abandoned_total,
+        )
+
+    def _restore(self, records: list[FixtureRecord]) -> None:
+        """Windows, pauses and counters as a store kept them. A permit in flight at the crash
+        may have been sent, and nobody can release it now: it holds its slot until its lease
+        end + window. What has left every window is dropped."""
+        now = self._clock.monotonic()
+        offset = self._clock.to_wall(0.0)
+        window_length = self._policy.window
+        for record in records:
+            shift = record.clock_offset - offset  # its monotonic times, in this process's
+            leaves = [t + shift for t in record.released]
+            leaves += [t + shift + record.lease + window_length for t in record.held]
+            paused_until = record.paused_until + shift
+            live = sorted(t for t in leaves if t > now)
+            if not live and paused_until <= now:
+                self._dirty[record.fixture_id] = None  # nothing left: dropped from the store
+                continue
+            fx = self._fixtures[record.fixture_id] = FixtureState(record.fixture_id, self)
+            fx.window.released = array("d", live)
+            fx.paused_until = paused_until if paused_until > now else _NEVER
+            fx.calls_total = record.calls_total
+            fx.rejected_total = record.rejected_total
+            fx.abandoned_total = record.abandoned_total
+            self._calls_total += record.calls_total
+            self._rejected_total += record.rejected_total
+            self._abandoned_total += record.abandoned_total
+            self._dirty[record.fixture_id] = fx  # rewritten in this process's time
+
+    def _start(self) -> None:
+        """Arm the restored fixtures' timers, raise their alerts, and write them back."""
+        now = self._clock.monotonic()
+        wall = self._clock.to_wall(now)
+        for fx in list(self._fixtures.values()):
+            self._settle(fx, now)
+            calls = len(fx.window)
+            if calls >= self._alerts.threshold and not fx.hot:
+                fx.hot = self._alerts.observe(fx.fixture_id, calls, False, wall)
+            self._reschedule(fx, now)
+        if self._dirty:
+            self._schedule_flush()
+
+    def restored_fixtures(self) -> int:
+        return len(self._fixtures)
 
     # -- Stats -----------------------------------------------------------------------------
 
@@ -483,6 +723,7 @@ class MemoryBackend:
             hot=fx.hot,
             paused_until=self._clock.to_wall(fx.paused_until) if fx.paused_until > now else None,
             abandoned_total=fx.abandoned_total,
+            expected_hold=self._hold(fx),
         )
 
     def subscribe_alerts(self, listener: AlertListener) -> Callable[[], None]:
@@ -502,6 +743,8 @@ class MemoryBackend:
                 for waiter in fx.waiters:
                     if not waiter.future.done():
                         waiter.future.set_exception(ShuttingDown(SHUTDOWN_RETRY_AFTER))
-                fx.waiters = None
+                self._queue_emptied(fx)
         self._queue_depth = 0
         self._leases.close()
+        if self._batch is not None:
+            self._flush()  # what changed last is kept too

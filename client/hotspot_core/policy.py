@@ -16,8 +16,11 @@ class PermitPolicy:
     """Waiters allowed per fixture once the window is full."""
     alert_ratio: float = 0.8
     """A fixture is hot at alert_ratio * limit calls in its window."""
-    lease: float = 30.0
-    """A permit not released within this many seconds is counted as abandoned."""
+    lease: float = 15.0
+    """A permit not released within this many seconds is counted as abandoned. Its slot stays
+    taken until lease end + window, since its call may have reached the upstream until then:
+    long enough for any real call (the Optic Odds client's timeout is 10 s), short enough that
+    an abandoned permit costs little more than one window."""
     max_wait: float = 300.0
     """Longest any request may wait in a queue, whatever it asks for."""
     max_fixtures: int = 100_000

@@ -29,6 +29,9 @@ class FixtureStats:
     paused_until: float | None
     """Unix seconds, or None when not paused."""
     abandoned_total: int
+    expected_hold: float = 0.0
+    """Seconds a permit of this fixture is expected to be held before its release (the
+    forecasts' running p90); every grant stays in the window until release + window."""
 
     def heat_key(self) -> tuple[int, int, str]:
         """Sort key, hottest first: calls in the window, then queue depth, then id."""

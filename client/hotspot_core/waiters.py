@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 class Waiter:
     """One queued request. Resolved with its Grant, or failed with a refusal."""
 
-    __slots__ = ("arrived_at", "client_id", "deadline", "future", "position")
+    __slots__ = ("arrived_at", "batch", "client_id", "deadline", "future", "position")
 
     def __init__(
         self,
@@ -30,6 +30,12 @@ class Waiter:
         self.deadline = deadline
         self.position = position
         self.client_id = client_id
+        self.batch: asyncio.Future[None] | None = None
+        """The durable-store write that records this waiter's grant, once granted."""
+
+    def __lt__(self, other: Waiter) -> bool:
+        # Deadline heaps hold (deadline, waiter): equal deadlines fall back to queue order.
+        return self.arrived_at < other.arrived_at
 
 
 class WaiterQueue:

@@ -47,6 +47,15 @@ class _Tracked:
         self._live.discard(self._handle)
 
 
+class VirtualWallClock(LoopClock):
+    """The loop's clock with wall time that moves with it: under looptime the loop's time is
+    virtual, and wall time read from the machine would drift from it between two backends."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._wall_offset = 1_800_000_000.0
+
+
 def backend(**policy: float) -> MemoryBackend:
     return MemoryBackend(PermitPolicy(**policy))  # type: ignore[arg-type]
 

@@ -5,30 +5,62 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import pytest
 
 from hotspot_core.alerts import Alert, AlertState
+from hotspot_core.clock import LoopClock, Timer
 from hotspot_core.errors import (
     InvalidArgument,
     InvalidFixtureId,
     PermitNotFound,
     QueueFull,
     ShuttingDown,
+    StoreUnavailable,
     TooManyFixtures,
     WaitTooLong,
 )
-from hotspot_core.grants import Outcome
+from hotspot_core.grants import Grant, Outcome
 from hotspot_core.memory import MemoryBackend
+from hotspot_core.persistence import FixtureRecord
 from hotspot_core.policy import PermitPolicy
 from hotspot_core.stats import StatsView
-from tests.unit.core_helpers import CountingClock, backend, now, settle, spawn
+from tests.unit.core_helpers import (
+    CountingClock,
+    VirtualWallClock,
+    backend,
+    now,
+    settle,
+    spawn,
+)
 
 pytestmark = pytest.mark.looptime
 
 
 async def fill(b: MemoryBackend, fixture_id: str, n: int) -> list[str]:
+    """n permits granted and still in flight: each holds its slot until its release."""
     return [(await b.acquire(fixture_id)).permit_id for _ in range(n)]
+
+
+async def used(b: MemoryBackend, fixture_id: str, n: int = 1, **kw: float) -> list[str]:
+    """n calls made and over at once: each leaves the window one window after its grant."""
+    permits = [(await b.acquire(fixture_id, **kw)).permit_id for _ in range(n)]  # type: ignore[arg-type]
+    for permit in permits:
+        await b.release(permit)
+    return permits
+
+
+def spawn_used(b: MemoryBackend, fixture_id: str, **kw: float) -> asyncio.Task[Grant]:
+    """A caller that waits for its grant, makes its call at once and releases."""
+
+    async def call() -> Grant:
+        grant = await b.acquire(fixture_id, **kw)  # type: ignore[arg-type]
+        await b.release(grant.permit_id)
+        return grant
+
+    return asyncio.create_task(call())
 
 
 async def fixture_row(b: MemoryBackend, fixture_id: str):  # type: ignore[no-untyped-def]
@@ -45,6 +77,8 @@ async def test_grants_limit_at_once_then_queues_until_the_oldest_leaves() -> Non
     assert [g.remaining for g in grants[:3]] == [49, 48, 47]
     assert grants[-1].remaining == 0
     assert all(g.queue_position == 0 and g.waited == 0 for g in grants)
+    for g in grants:  # every call is over at once: each leaves one window after its grant
+        await b.release(g.permit_id)
 
     late = spawn(b, "f1")
     await asyncio.sleep(59.999)
@@ -57,11 +91,11 @@ async def test_grants_limit_at_once_then_queues_until_the_oldest_leaves() -> Non
 
 async def test_window_slides_rather_than_resetting() -> None:
     b = backend(limit=2, window=10)
-    await b.acquire("f")
+    await used(b, "f")
     await asyncio.sleep(6)
-    await b.acquire("f")
+    await used(b, "f")
     await asyncio.sleep(5)  # t=11: the first grant left, the second (t=6) is still in
-    await b.acquire("f")
+    await used(b, "f")
     t = now()
     third = spawn(b, "f")
     grant = await third
@@ -74,11 +108,11 @@ async def test_window_slides_rather_than_resetting() -> None:
 
 async def test_waiters_are_granted_in_arrival_order() -> None:
     b = backend(limit=3, window=10, queue=10)
-    await fill(b, "f", 3)
+    await used(b, "f", 3)
     order: list[int] = []
 
     async def wait(i: int) -> None:
-        await b.acquire("f")
+        await b.release((await b.acquire("f")).permit_id)
         order.append(i)
 
     tasks = [asyncio.create_task(wait(i)) for i in range(7)]
@@ -88,8 +122,8 @@ async def test_waiters_are_granted_in_arrival_order() -> None:
 
 async def test_no_barging_at_the_instant_a_slot_frees() -> None:
     b = backend(limit=1, window=10, queue=5)
-    await b.acquire("f")
-    waiter = spawn(b, "f")
+    await used(b, "f")
+    waiter = spawn_used(b, "f")
     await settle()
     await asyncio.sleep(10)  # the slot frees now; a newcomer arriving at this instant waits behind
     newcomer = spawn(b, "f")
@@ -132,7 +166,7 @@ async def test_queue_depth_never_exceeds_capacity_and_overflow_is_refused_at_onc
 
 async def test_queue_full_reports_when_the_head_is_granted_and_the_unbounded_wait() -> None:
     b = backend(limit=2, window=10, queue=3)
-    await fill(b, "f", 2)
+    await used(b, "f", 2)  # holds seen so far: 0 s, so the forecast expects calls over at once
     await asyncio.sleep(4)  # grants leave at t=10
     waiters = [spawn(b, "f") for _ in range(3)]
     await settle()
@@ -159,7 +193,7 @@ async def test_queue_full_reports_when_the_head_is_granted_and_the_unbounded_wai
 
 async def test_queue_capacity_zero_never_queues() -> None:
     b = backend(limit=1, window=10, queue=0)
-    await b.acquire("f")
+    await used(b, "f")
     with pytest.raises(QueueFull) as info:
         await b.acquire("f")
     assert info.value.retry_after == pytest.approx(10)
@@ -170,7 +204,7 @@ async def test_queue_capacity_zero_never_queues() -> None:
 
 async def test_budget_shorter_than_the_estimate_is_refused_at_once_without_queueing() -> None:
     b = backend(limit=1, window=10, queue=5)
-    await b.acquire("f")
+    await used(b, "f")
     await asyncio.sleep(2)
     with pytest.raises(WaitTooLong) as info:
         await b.acquire("f", budget=5)
@@ -186,28 +220,28 @@ async def test_budget_shorter_than_the_estimate_is_refused_at_once_without_queue
 
 async def test_zero_budget_never_queues() -> None:
     b = backend(limit=1, window=10)
-    await b.acquire("f", budget=0)
+    await used(b, "f", budget=0)
     with pytest.raises(WaitTooLong):
         await b.acquire("f", budget=0)
 
 
 async def test_budget_equal_to_the_estimate_is_admitted() -> None:
     b = backend(limit=1, window=10)
-    await b.acquire("f")
+    await used(b, "f")
     grant = await b.acquire("f", budget=10)
     assert grant.waited == pytest.approx(10)
 
 
 async def test_server_max_wait_caps_every_budget() -> None:
     b = backend(limit=1, window=10, max_wait=5)
-    await b.acquire("f")
+    await used(b, "f")
     with pytest.raises(WaitTooLong):
         await b.acquire("f")
 
 
 async def test_cancelled_waiter_leaves_at_once_and_spends_no_grant() -> None:
     b = backend(limit=1, window=10, queue=5)
-    await b.acquire("f")
+    await used(b, "f")
     first, second = spawn(b, "f"), spawn(b, "f")
     await settle()
     assert (await fixture_row(b, "f")).queue_depth == 2
@@ -223,7 +257,7 @@ async def test_cancelled_waiter_leaves_at_once_and_spends_no_grant() -> None:
 
 async def test_deadline_passing_in_the_queue_leaves_it() -> None:
     b = backend(limit=1, window=10, queue=5)
-    await b.acquire("f")
+    await used(b, "f")
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(b.acquire("f"), timeout=3)
     assert (await fixture_row(b, "f")).queue_depth == 0
@@ -248,8 +282,8 @@ async def test_grant_racing_a_cancellation_goes_to_the_next_waiter() -> None:
 async def test_one_timer_per_fixture_however_many_wait() -> None:
     clock = CountingClock()
     b = MemoryBackend(PermitPolicy(limit=5, window=10, queue=100), clock)
-    await fill(b, "f", 5)
-    waiters = [spawn(b, "f") for _ in range(100)]
+    await used(b, "f", 5)
+    waiters = [spawn_used(b, "f") for _ in range(100)]
     await settle()
     # One for the fixture, one for the whole lease book: none per waiter or per permit.
     assert clock.live_timers() == 2
@@ -276,13 +310,23 @@ async def test_not_sent_refunds_the_grant_and_wakes_the_next_waiter() -> None:
     assert (await fixture_row(b, "f")).calls_in_window == 2
 
 
-@pytest.mark.parametrize("outcome", [Outcome.SUCCESS, Outcome.FAILURE])
-async def test_sent_outcomes_keep_the_call_in_the_window(outcome: Outcome) -> None:
-    b = backend(limit=2, window=10)
-    a, _ = await fill(b, "f", 2)
-    await b.release(a, outcome)
+@pytest.mark.parametrize(
+    "outcome", [Outcome.SUCCESS, Outcome.FAILURE, Outcome.UPSTREAM_RATE_LIMITED]
+)
+async def test_sent_outcomes_keep_the_call_in_the_window_until_release_plus_window(
+    outcome: Outcome,
+) -> None:
+    b = backend(limit=2, window=10, queue=5)
+    a, b_ = await fill(b, "f", 2)
+    await asyncio.sleep(7)  # a call in flight since t=0 may reach the upstream only now
+    await b.release(a, outcome, 0.0 if outcome is Outcome.UPSTREAM_RATE_LIMITED else None)
     row = await fixture_row(b, "f")
     assert (row.calls_in_window, row.in_flight) == (2, 1)
+    await b.release(b_)
+    t = now()
+    grant = await b.acquire("f")  # not at t=10 (grant + window) but at t=17 (release + window)
+    assert now() - t == pytest.approx(10)
+    assert grant.queue_position == 1
 
 
 async def test_releasing_twice_reports_already_released() -> None:
@@ -310,11 +354,17 @@ async def test_lease_that_ends_unreleased_is_abandoned_then_not_found() -> None:
     assert (await b.stats(StatsView())).totals.abandoned_total == 1
     with pytest.raises(PermitNotFound):
         await b.release(permit)
+    # Its call may have reached the upstream until the lease ended: held until lease end + window.
+    await asyncio.sleep(59.9)
+    assert (await fixture_row(b, "f")).calls_in_window == 1
+    await asyncio.sleep(0.1)
+    assert (await fixture_row(b, "f")).calls_in_window == 0
 
 
 async def test_upstream_rate_limited_pauses_the_fixture_and_waiters_keep_their_places() -> None:
     b = backend(limit=2, window=10, queue=5)
-    a, _ = await fill(b, "f", 2)
+    a, c = await fill(b, "f", 2)
+    await b.release(c)
     first, second = spawn(b, "f"), spawn(b, "f")
     await settle()
     t = now()
@@ -331,7 +381,7 @@ async def test_upstream_rate_limited_pauses_the_fixture_and_waiters_keep_their_p
 async def test_pause_without_retry_after_lasts_one_window_and_refuses_short_budgets() -> None:
     b = backend(limit=5, window=10)
     (permit,) = await fill(b, "f", 1)
-    await b.release(permit, Outcome.UPSTREAM_RATE_LIMITED)
+    await b.release(permit, Outcome.UPSTREAM_RATE_LIMITED)  # held 0 s: the forecast expects so
     with pytest.raises(WaitTooLong, match="paused") as info:
         await b.acquire("f", budget=3)
     assert info.value.paused_for == pytest.approx(10)
@@ -343,6 +393,7 @@ async def test_pause_without_retry_after_lasts_one_window_and_refuses_short_budg
 
 async def test_pause_tells_waiters_it_pushes_past_their_budget_at_once() -> None:
     b = backend(limit=1, window=10, queue=5)
+    await used(b, "other")  # one release seen: calls are expected to be over at once
     a = (await b.acquire("f")).permit_id
     patient, hurried = spawn(b, "f"), spawn(b, "f", budget=20)
     await settle()
@@ -351,7 +402,7 @@ async def test_pause_tells_waiters_it_pushes_past_their_budget_at_once() -> None
     with pytest.raises(WaitTooLong):
         await hurried  # its grant moved from t=20 to t=40: told now, not at its deadline
     assert now() == t
-    assert (await patient).waited == pytest.approx(30)
+    assert (await patient).waited == pytest.approx(30)  # the pause outlasts the window
 
 
 # -- Input and memory -----------------------------------------------------------------------
@@ -396,7 +447,9 @@ async def test_fixture_with_a_live_lease_or_pause_is_remembered() -> None:
     await asyncio.sleep(15)
     snapshot = await b.stats(StatsView())
     assert {r.fixture_id for r in snapshot.fixtures} == {"held", "paused"}
-    await asyncio.sleep(16)
+    await asyncio.sleep(16)  # "paused" forgotten at t=20; "held" abandoned at t=30, in until t=40
+    assert [r.fixture_id for r in (await b.stats(StatsView())).fixtures] == ["held"]
+    await asyncio.sleep(10)
     assert (await b.stats(StatsView())).totals.fixtures_tracked == 0
 
 
@@ -419,15 +472,15 @@ async def test_alert_raised_at_40_cleared_below_35_with_one_log_line_each(
     events: list[Alert] = []
     b.subscribe_alerts(events.append)
     caplog.set_level(logging.WARNING, "hotspot.alerts")
-    await fill(b, "f", 39)
+    await used(b, "f", 39)
     assert events == []
     await asyncio.sleep(1)
-    await fill(b, "f", 1)
+    await used(b, "f", 1)
     assert [(e.state, e.calls_in_window, e.threshold) for e in events] == [
         (AlertState.RAISED, 40, 40)
     ]
     assert (await fixture_row(b, "f")).hot
-    await fill(b, "f", 5)
+    await used(b, "f", 5)
     assert len(events) == 1  # still hot, nothing new
     # At t=60 the first 39 leave: 6 remain, below 35; the fixture's timer notices with no traffic.
     await asyncio.sleep(59)
@@ -445,7 +498,7 @@ async def test_alert_does_not_flap_when_hovering_at_the_threshold() -> None:
     pattern = [1, 2, 0, 1, 1, 0, 2, 1]  # one grant per 1.5 s on average: 40 in the window
     seen: list[int] = []
     for step in range(400):
-        await fill(b, "f", pattern[step % len(pattern)])
+        await used(b, "f", pattern[step % len(pattern)])
         await asyncio.sleep(1.5)
         if step >= 60:  # after one full window of ramp-up
             seen.append((await fixture_row(b, "f")).calls_in_window)
@@ -459,7 +512,7 @@ async def test_alert_does_not_flap_when_hovering_at_the_threshold() -> None:
 
 async def test_close_answers_waiters_and_refuses_newcomers() -> None:
     b = backend(limit=1, window=10)
-    await b.acquire("f")
+    await used(b, "f")
     waiter = spawn(b, "f")
     await settle()
     await b.close()
@@ -492,3 +545,193 @@ async def test_stats_rank_hottest_first_and_report_untracked_as_zero() -> None:
     assert math.isclose(named.fixtures[0].window, 10)
     for t in waiters:
         t.cancel()
+
+
+# -- Forecasts: permits in flight are expected back after the fixture's p90 hold ---------------
+
+
+async def test_expected_hold_is_one_second_then_the_servers_then_the_fixtures_own() -> None:
+    b = backend(limit=5, window=10, lease=8)
+    assert (await fixture_row(b, "f")).expected_hold == 1.0  # nothing released yet
+    for hold in (2.0, 2.0, 3.0):
+        permit = (await b.acquire("other")).permit_id
+        await asyncio.sleep(hold)
+        await b.release(permit)
+    assert (await fixture_row(b, "f")).expected_hold == 3.0  # the server's p90, for now
+    permit = (await b.acquire("f")).permit_id
+    await asyncio.sleep(0.5)
+    await b.release(permit)
+    assert (await fixture_row(b, "f")).expected_hold == 0.5  # its own, once it has releases
+    permit = (await b.acquire("f")).permit_id
+    await asyncio.sleep(30)  # abandoned: the lease (8 s) caps what a hold can be
+    assert (await fixture_row(b, "f")).expected_hold == 8.0
+
+
+async def test_a_wait_forecast_counts_the_hold_of_permits_in_flight() -> None:
+    b = backend(limit=1, window=10, queue=5)
+    first = (await b.acquire("f")).permit_id
+    await asyncio.sleep(4)
+    await b.release(first)  # held 4 s: in the window until t=14
+    await asyncio.sleep(10)
+    held = (await b.acquire("f")).permit_id  # t=14, expected back at t=18, gone at t=28
+    await asyncio.sleep(1)
+    with pytest.raises(WaitTooLong) as info:
+        await b.acquire("f", budget=5)
+    assert info.value.estimated_wait == pytest.approx(13)
+    assert info.value.retry_after == pytest.approx(8)
+    # A second in line waits one more period: hold + window.
+    waiter = spawn(b, "f")
+    await settle()
+    with pytest.raises(WaitTooLong) as info:
+        await b.acquire("f", budget=0)
+    assert info.value.estimated_wait == pytest.approx(13 + 14)
+    await b.release(held)
+    waiter.cancel()
+
+
+async def test_a_waiter_is_answered_at_its_deadline_when_a_holder_is_late() -> None:
+    b = backend(limit=1, window=10, queue=5, lease=60)
+    await used(b, "f")  # a hold of 0 s seen: the next holder is expected back at once
+    await asyncio.sleep(10)
+    held = (await b.acquire("f")).permit_id
+    hurried = spawn(b, "f", budget=15)  # forecast: granted at t=20, within its budget
+    patient = spawn_used(b, "f")
+    await settle()
+    t = now()
+    with pytest.raises(WaitTooLong) as info:
+        await hurried  # the holder never came back: answered at its deadline, not left waiting
+    assert now() - t == pytest.approx(15)
+    assert info.value.expired
+    assert "held longer than expected" in str(info.value)
+    assert (await fixture_row(b, "f")).queue_depth == 1
+    await b.release(held)
+    assert (await patient).queue_position == 2
+
+
+class StalledClock(LoopClock):
+    """The loop's clock, plus a jump: as if the loop (or the process) stalled that long and
+    every timer armed before now fires late."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stalled = 0.0
+        self.monotonic = lambda: asyncio.get_running_loop().time() + self.stalled
+
+    def stall(self, seconds: float) -> None:
+        self.stalled += seconds
+
+    def call_at(self, when: float, callback: Callable[..., None], *args: Any) -> Timer:
+        return super().call_at(when - self.stalled, callback, *args)
+
+
+async def test_after_a_stall_expired_waiters_are_skipped_and_the_slot_goes_to_the_next() -> None:
+    clock = StalledClock()
+    b = MemoryBackend(PermitPolicy(limit=2, window=10, queue=5), clock)
+    await used(b, "f", 2)  # t=0: both slots free at t=10
+    gone = [spawn(b, "f", budget=12), spawn(b, "f", budget=12)]
+    alive = spawn(b, "f")
+    await settle()
+    await asyncio.sleep(5)
+    clock.stall(20)  # t=25 now, and no timer has fired since t=5
+    grant = await alive
+    for task in gone:
+        with pytest.raises(WaitTooLong) as info:
+            await task
+        assert info.value.expired
+    assert grant.queue_position == 3
+    row = await fixture_row(b, "f")
+    assert (row.calls_total, row.rejected_total, row.queue_depth) == (3, 2, 0)
+
+
+# -- The durable store: one write per loop iteration, no grant answered before it is kept -----
+
+
+class RecordingStore:
+    def __init__(self, records: list[FixtureRecord] | None = None) -> None:
+        self.writes: list[tuple[list[str], list[str]]] = []
+        self.records = {r.fixture_id: r for r in records or []}
+        self.failing: str | None = None
+
+    def load(self) -> list[FixtureRecord]:
+        return list(self.records.values())
+
+    def write(self, changed: Sequence[FixtureRecord], forgotten: Sequence[str]) -> None:
+        if self.failing is not None:
+            raise StoreUnavailable(self.failing)
+        self.writes.append(([r.fixture_id for r in changed], list(forgotten)))
+        for r in changed:
+            self.records[r.fixture_id] = FixtureRecord(
+                r.fixture_id,
+                r.clock_offset,
+                r.held[:],
+                r.released[:],
+                r.lease,
+                r.paused_until,
+                r.calls_total,
+                r.rejected_total,
+                r.abandoned_total,
+            )
+        for f in forgotten:
+            self.records.pop(f, None)
+
+    def close(self) -> None:
+        pass
+
+
+async def test_grants_of_one_loop_iteration_are_written_once_before_they_are_answered() -> None:
+    store = RecordingStore()
+    b = MemoryBackend(PermitPolicy(limit=50, window=10), store=store)
+    tasks = [spawn(b, f"f{i % 3}") for i in range(30)]
+    await asyncio.sleep(0)  # every acquire ran once: granted, none answered yet
+    assert not any(t.done() for t in tasks)
+    assert store.writes == []
+    await asyncio.gather(*tasks)
+    assert len(store.writes) == 1
+    assert sorted(store.writes[0][0]) == ["f0", "f1", "f2"]
+    assert len(store.records["f0"].held) == 10
+
+
+async def test_a_grant_the_store_cannot_keep_is_refused_and_taken_back(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = RecordingStore()
+    b = MemoryBackend(PermitPolicy(limit=5, window=10), store=store)
+    store.failing = "disk full"
+    results = await asyncio.gather(*(b.acquire("f") for _ in range(3)), return_exceptions=True)
+    assert all(isinstance(r, StoreUnavailable) for r in results)
+    assert "disk full" in str(results[0])
+    assert b.store_error is not None
+    row = await fixture_row(b, "f")
+    assert (row.calls_in_window, row.in_flight) == (0, 0)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == [
+        "state store failed; refusing grants until it writes again: disk full"
+    ]
+    store.failing = None
+    await b.acquire("f")
+    assert b.store_error is None
+    assert len(store.records["f"].held) == 1
+
+
+async def test_a_restart_restores_windows_and_holds_permits_in_flight_until_lease_end() -> None:
+    store = RecordingStore()
+    policy = PermitPolicy(limit=3, window=10, lease=5)
+    first = MemoryBackend(policy, VirtualWallClock(), store=store)
+    await used(first, "f", 2)  # in the window until t=10
+    await first.acquire("f")  # in flight at the crash: it may have been sent
+    paused = (await first.acquire("paused")).permit_id
+    await first.release(paused, Outcome.UPSTREAM_RATE_LIMITED, 30)
+    await settle()
+    await asyncio.sleep(2)  # the process dies here, without closing
+    second = MemoryBackend(policy, VirtualWallClock(), store=store)
+    await settle()
+    row = await fixture_row(second, "f")
+    assert (row.calls_in_window, row.calls_total, row.in_flight) == (3, 3, 0)
+    assert (await fixture_row(second, "paused")).paused_until is not None
+    t = now()
+    grant = await second.acquire("f")  # the two used leave at t=10; the third at 5 + 10
+    assert now() - t == pytest.approx(8)
+    with pytest.raises(WaitTooLong):
+        await second.acquire("paused", budget=15)
+    assert grant.queue_position == 1
+    await first.close()
+    await second.close()

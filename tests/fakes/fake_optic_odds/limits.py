@@ -3,18 +3,32 @@
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from hotspot_core.window import FixtureWindow
+
+class ArrivalLog(deque[float]):
+    """When each served call leaves the upstream's window, oldest first.
+
+    The fake keeps its own log rather than hotspot's FixtureWindow: it is the
+    judge of hotspot's windows, so it must not share their code.
+    """
+
+    def prune(self, now: float) -> None:
+        while self and self[0] <= now:
+            self.popleft()
+
+    def count_at(self, now: float) -> int:
+        return sum(1 for t in self if t > now)
 
 
 @dataclass
 class FixtureTally:
     """Every call that named one fixture, and the ones refused for breaking the limit."""
 
-    window: FixtureWindow = field(default_factory=FixtureWindow)
+    window: ArrivalLog = field(default_factory=ArrivalLog)
     calls: int = 0
     violations: int = 0
     served_at: list[float] = field(default_factory=list)
@@ -65,15 +79,15 @@ class FixtureCallLimit:
             for tally in full:
                 tally.violations += 1
             # The oldest entry of a full window is the first to leave.
-            frees_at = max(t.window.falls_to(self.limit - 1) for t in full)
+            frees_at = max(t.window[len(t.window) - self.limit] for t in full)
             return Verdict(False, 0, frees_at - now, wall + frees_at - now)
         for tally in tallies:
-            tally.window.record(now + self.window)
+            tally.window.append(now + self.window)
             tally.served_at.append(wall)
         tightest = max(tallies, key=lambda t: len(t.window), default=None)
         if tightest is None:
             return Verdict(True, self.limit, 0.0, wall)
-        oldest_leaves = tightest.window.falls_to(len(tightest.window) - 1)
+        oldest_leaves = tightest.window[0]
         return Verdict(True, self.limit - len(tightest.window), 0.0, wall + oldest_leaves - now)
 
     def stats(self) -> dict[str, Any]:

@@ -1,0 +1,49 @@
+"""What a durable store keeps of each fixture, and the small interface the core writes through.
+
+The core decides; a store only keeps. MemoryBackend hands a store the records
+of the fixtures that changed in one event-loop iteration, in one write, and
+answers the grants among them only once that write is done.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class FixtureRecord:
+    """One fixture's window, pause and counters, in the monotonic time of the process that wrote
+    it; `clock_offset` (wall minus monotonic, at the write) carries them across a restart."""
+
+    fixture_id: str
+    clock_offset: float
+    held: array[float]
+    """Grant times of the permits in flight. After a restart nobody can release them: each
+    holds its slot until its lease end (grant + `lease`) + window."""
+    released: array[float]
+    """When released grants leave the window."""
+    lease: float
+    paused_until: float
+    calls_total: int
+    rejected_total: int
+    abandoned_total: int
+
+
+class StateStore(Protocol):
+    """A durable home for fixture records (the server's SQLite store is one)."""
+
+    def load(self) -> list[FixtureRecord]:
+        """Every record kept, once, at start."""
+        ...
+
+    def write(self, changed: Sequence[FixtureRecord], forgotten: Sequence[str]) -> None:
+        """Keep `changed` (replacing earlier records) and drop `forgotten`, in one transaction.
+
+        Raises StoreUnavailable when it cannot: nothing of the batch is kept then.
+        """
+        ...
+
+    def close(self) -> None: ...

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -54,12 +55,15 @@ READY = re.compile(r"ready: gRPC on (\S+?),")
 
 
 @pytest.fixture
-def server() -> Iterator[RunningServer]:
+def server(tmp_path: Path) -> Iterator[RunningServer]:
     """hotspot-server from the dev venv on a port the kernel picks, read from its ready line."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "hotspot_server", "--listen", "127.0.0.1:0", "--http", "off"],
         stderr=subprocess.PIPE,
         text=True,
+        # Any state the server keeps goes to a temporary directory, never into the work tree.
+        cwd=tmp_path,
+        env={**os.environ, "HOTSPOT_STATE_DIR": str(tmp_path / "state")},
     )
     assert proc.stderr is not None
     log: list[str] = []

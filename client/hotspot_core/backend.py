@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from hotspot_core.alerts import AlertListener
 from hotspot_core.grants import Grant, Outcome
+from hotspot_core.persistence import StateStore
 from hotspot_core.policy import PermitPolicy
 from hotspot_core.stats import StatsSnapshot, StatsView
 
@@ -42,6 +43,10 @@ class PermitBackend(Protocol):
 
     async def stats(self, view: StatsView) -> StatsSnapshot: ...
 
+    def unready_reason(self) -> str | None:
+        """None while the backend can grant; else why it cannot (its store fails to write)."""
+        ...
+
     def subscribe_alerts(self, listener: AlertListener) -> Callable[[], None]:
         """Call `listener` on every alert raised or cleared; returns the unsubscribe call."""
         ...
@@ -51,13 +56,14 @@ class PermitBackend(Protocol):
         ...
 
 
-BackendFactory = Callable[[str, PermitPolicy], PermitBackend]
+BackendFactory = Callable[[str, PermitPolicy, StateStore | None], PermitBackend]
+"""Makes a backend from its URL, the policy and, for a backend that uses one, a durable store."""
 
 
-def _memory(url: str, policy: PermitPolicy) -> PermitBackend:
+def _memory(url: str, policy: PermitPolicy, store: StateStore | None) -> PermitBackend:
     from hotspot_core.memory import MemoryBackend
 
-    return MemoryBackend(policy)
+    return MemoryBackend(policy, store=store)
 
 
 _FACTORIES: dict[str, BackendFactory] = {"memory": _memory}
@@ -67,11 +73,16 @@ def register_backend(scheme: str, factory: BackendFactory) -> None:
     _FACTORIES[scheme] = factory
 
 
-def open_backend(url: str, policy: PermitPolicy) -> PermitBackend:
+def keeps_local_state(url: str) -> bool:
+    """Whether the backend a URL names keeps its state in this process (and so wants a store)."""
+    return urlsplit(url).scheme == "memory"
+
+
+def open_backend(url: str, policy: PermitPolicy, store: StateStore | None = None) -> PermitBackend:
     """Create the backend a URL names (`memory://`, ...). Must run inside the event loop."""
     scheme = urlsplit(url).scheme
     factory = _FACTORIES.get(scheme)
     if factory is None:
         known = ", ".join(f"{s}://" for s in sorted(_FACTORIES))
         raise ValueError(f"unknown backend {url!r}; known backends: {known}")
-    return factory(url, policy)
+    return factory(url, policy, store)

@@ -126,6 +126,8 @@ class MemoryBackend:
         self._batch: asyncio.Future[None] | None = None
         self._store_error: StoreUnavailable | None = None
         if store is not None:
+            if store.unwritable_because is not None:
+                self._store_error = StoreUnavailable(store.unwritable_because)
             self._restore(store.load())
             # Timers and the first write belong to the running loop.
             asyncio.get_running_loop().call_soon(self._start)
@@ -138,6 +140,9 @@ class MemoryBackend:
     def store_error(self) -> StoreUnavailable | None:
         """Why the durable store last failed to write, while it is failing; else None."""
         return self._store_error
+
+    def unready_reason(self) -> str | None:
+        return None if self._store_error is None else str(self._store_error)
 
     # -- Acquire ---------------------------------------------------------------------------
 
@@ -668,9 +673,6 @@ class MemoryBackend:
             self._reschedule(fx, now)
         if self._dirty:
             self._schedule_flush()
-
-    def restored_fixtures(self) -> int:
-        return len(self._fixtures)
 
     # -- Stats -----------------------------------------------------------------------------
 

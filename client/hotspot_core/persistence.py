@@ -46,4 +46,9 @@ class StateStore(Protocol):
         """
         ...
 
+    @property
+    def unwritable_because(self) -> str | None:
+        """Why the store can never write (a read-only dir), known from the start; else None."""
+        ...
+
     def close(self) -> None: ...

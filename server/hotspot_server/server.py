@@ -9,19 +9,26 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
+from collections.abc import Callable
+from dataclasses import replace
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from hotspot.v1 import permits_pb2, permits_pb2_grpc
-from hotspot_core.backend import PermitBackend, open_backend
+from hotspot_core.backend import PermitBackend, keeps_local_state, open_backend
 from hotspot_core.stats_feed import StatsFeed
 from hotspot_server.alert_webhook import AlertWebhook
 from hotspot_server.http.app import HttpSide
 from hotspot_server.http.metrics import PermitMetrics
-from hotspot_server.settings import Settings, parse_address
+from hotspot_server.logs import set_log_level
+from hotspot_server.reload import AlertRatioTunable, reload_settings
+from hotspot_server.store import SQLiteStore, open_state_store
+from hotspot_server.settings import Settings, SettingsError, parse_address
 from hotspot_server.transport.grpc_servicer import PermitServicer
+from hotspot_server.transport.reflection import enable_reflection
+from hotspot_server.transport.rpc_metrics import RpcMetricsInterceptor
 
 logger = logging.getLogger("hotspot.server")
 
@@ -53,6 +60,7 @@ class PermitServer:
         self._feed: StatsFeed | None = None
         self._http: HttpSide | None = None
         self._webhook: AlertWebhook | None = None
+        self._store: SQLiteStore | None = None
         self.port = 0
 
     @property
@@ -85,29 +93,42 @@ class PermitServer:
     async def _start(self) -> None:
         settings = self.settings
         if self._backend is None:
-            self._backend = open_backend(settings.backend, settings.policy)
+            if settings.state_dir is not None and keeps_local_state(settings.backend):
+                self._store = open_state_store(settings.state_dir, settings.fsync_interval)
+            try:
+                self._backend = open_backend(settings.backend, settings.policy, self._store)
+            except ValueError as error:  # an unknown scheme: the operator's to fix
+                raise SettingsError(f"backend: {error}") from None
         self._feed = StatsFeed(self._backend)
         # Only an HTTP side has /metrics to show the wait histogram; without one, no observer.
         metrics = PermitMetrics(settings.metrics_max_fixtures) if settings.http else None
-        server = self._server = grpc.aio.server(options=SERVER_OPTIONS)
+        interceptors = [RpcMetricsInterceptor(metrics.observe_rpc)] if metrics is not None else []
+        server = self._server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=interceptors)
         permits_pb2_grpc.add_PermitServiceServicer_to_server(
             PermitServicer(
-                self._backend, self._feed, metrics.observe_grant if metrics is not None else None
+                self._backend,
+                self._feed,
+                metrics.observe_grant if metrics is not None else None,
+                metrics.observe_refusal if metrics is not None else None,
             ),
             server,
         )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
-        reflection.enable_server_reflection(
-            [
-                PERMIT_SERVICE,
-                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-                reflection.SERVICE_NAME,
-            ],
-            server,
+        enable_reflection(
+            [PERMIT_SERVICE, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name], server
         )
         host, port = parse_address(self.settings.listen)
         bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        self.port = server.add_insecure_port(bind)
+        # Asking the OS first gives its reason, where grpcio would log a C++ error line and
+        # raise a bare "Failed to bind".
+        problem = bind_problem(host, port) if port else None
+        try:
+            if problem is None:
+                self.port = server.add_insecure_port(bind)
+        except RuntimeError:
+            problem = "gRPC could not bind it"
+        if problem is not None:
+            raise OSError(f"could not listen for gRPC on {settings.listen}: {problem}")
         if self.port == 0:
             raise OSError(f"could not listen on {self.settings.listen}")
         await server.start()
@@ -130,20 +151,29 @@ class PermitServer:
         await self._health.set(PERMIT_SERVICE, health_pb2.HealthCheckResponse.SERVING)
         policy = settings.policy
         logger.info(
-            "hotspot ready: gRPC on %s, HTTP %s (limit %d per %gs, queue %d, backend %s)",
+            "hotspot ready: gRPC on %s, HTTP %s (limit %d per %gs, queue %d, backend %s, %s)",
             self.address,
             f"on {self.http_url}" if self.http_url else "off",
             policy.limit,
             policy.window,
             policy.queue,
             settings.backend,
+            self._state_phrase(),
             extra={"event": "ready", "address": self.address, "http_url": self.http_url},
         )
+
+    def _state_phrase(self) -> str:
+        if self._store is not None:
+            return f"state in {self._store.state_dir.path}, {self._store.loaded} fixtures kept"
+        if keeps_local_state(self.settings.backend):
+            return "state: none, windows are forgotten on restart"
+        return "state in the backend"
 
     async def stop(self, grace: float | None = None) -> None:
         """Health turns NOT_SERVING and /readyz 503, waiters and new calls get UNAVAILABLE,
         streams end; queued webhook alerts get the grace period; the HTTP side closes last."""
         if self._server is None:
+            self._close_store()  # a start that failed early
             return
         grace = self.settings.grace if grace is None else grace
         if self._http is not None:
@@ -152,7 +182,8 @@ class PermitServer:
         delivering = asyncio.ensure_future(webhook)
         await self._health.enter_graceful_shutdown()
         if self._backend is not None:
-            await self._backend.close()
+            await self._backend.close()  # writes what changed last
+        self._close_store()
         if self._feed is not None:
             await self._feed.close()
         drain = min(DRAIN, grace / 2)
@@ -165,19 +196,81 @@ class PermitServer:
             await self._http.stop()
             self._http = None
 
+    def _close_store(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    async def apply_live(self, new: Settings) -> list[str]:
+        """Take from `new` what can change while serving (settings.LIVE_KEYS).
+
+        Returns the live keys that this server still could not change.
+        """
+        settings, not_applied = self.settings, []
+        set_log_level(new.log_level)
+        settings = replace(settings, log_level=new.log_level)
+        ratio = new.policy.alert_ratio
+        if ratio != settings.policy.alert_ratio:
+            if isinstance(self._backend, AlertRatioTunable):
+                self._backend.set_alert_ratio(ratio)
+                settings = replace(settings, policy=replace(settings.policy, alert_ratio=ratio))
+            else:
+                not_applied.append("alert_ratio")
+        await self._set_webhook(new.alert_webhook)
+        self.settings = replace(settings, alert_webhook=new.alert_webhook)
+        return not_applied
+
+    async def _set_webhook(self, url: str | None) -> None:
+        if self._webhook is not None and url is not None:
+            self._webhook.url = url  # alerts still queued go to the new URL too
+        elif url is not None and self._backend is not None:
+            self._webhook = AlertWebhook(url)
+            self._webhook.start(self._backend)
+        elif self._webhook is not None:
+            webhook, self._webhook = self._webhook, None
+            await webhook.close(self.settings.grace)
+
     async def wait_for_termination(self) -> None:
         if self._server is not None:
             await self._server.wait_for_termination()
 
 
-async def serve(settings: Settings) -> None:
-    """Run until SIGTERM or SIGINT, then shut down within the grace period."""
+def bind_problem(host: str, port: int) -> str | None:
+    """Why the OS will not let (host, port) be bound, as it says it; None if it would."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.create_server((host, port), family=family):
+            return None
+    except OSError as error:
+        return error.strerror or str(error)
+
+
+async def serve(settings: Settings, reload: Callable[[], Settings] | None = None) -> None:
+    """Run until SIGTERM or SIGINT, then shut down within the grace period.
+
+    SIGHUP calls `reload` for fresh settings (the config file read anew) and applies what
+    can change live.
+    """
     server = PermitServer(settings)
-    await server.start()
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
+    # Before start: a SIGTERM right after the ready line must stop the server, not kill it.
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
+    await server.start()
+    reloads: list[asyncio.Task[None]] = []
+    if reload is not None:
+        hup = asyncio.Lock()  # one reload at a time, in the order the signals came
+
+        async def reload_in_turn() -> None:
+            async with hup:
+                await reload_settings(server, reload)
+
+        def on_sighup() -> None:
+            reloads[:] = [t for t in reloads if not t.done()]
+            reloads.append(asyncio.create_task(reload_in_turn()))
+
+        loop.add_signal_handler(signal.SIGHUP, on_sighup)
     await stopping.wait()
     logger.info("shutting down (grace %gs)", settings.grace, extra={"event": "stopping"})
     await server.stop()

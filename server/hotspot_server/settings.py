@@ -1,17 +1,26 @@
-"""Server settings from flags and an optional TOML file (flags win)."""
+"""Server settings from flags, HOTSPOT_* environment variables and an optional TOML file.
+
+Precedence: flag, then environment, then the --config file, then the default.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import tomllib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 from hotspot_core.durations import parse_duration
 from hotspot_core.policy import PermitPolicy
+from hotspot_server.build_info import version_line
+
+
+class SettingsError(ValueError):
+    """A setting the operator got wrong (a bad value, an unknown key or backend): exit status 2."""
 
 
 def parse_address(text: str) -> tuple[str, int]:
@@ -36,12 +45,36 @@ def parse_http(text: str) -> str | None:
     return text
 
 
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def parse_log_level(text: str) -> str:
+    level = str(text).strip().lower()  # a TOML value may be any type
+    if level not in LOG_LEVELS:
+        raise ValueError(f"not one of {', '.join(LOG_LEVELS)}: {text!r}")
+    return level
+
+
 def parse_webhook_url(text: str) -> str:
     text = str(text)  # a TOML value may be any type
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"not an http:// or https:// URL: {text!r}")
     return text
+
+
+STATE_NONE = "none"
+DEFAULT_STATE_DIR = "./hotspot-state"
+"""Relative to the working directory, as Prometheus keeps data/."""
+
+
+def parse_state_dir(text: str) -> Path | None:
+    text = str(text)  # a TOML value may be any type
+    if text.strip().lower() == STATE_NONE:
+        return None
+    if not text.strip():
+        raise ValueError(f"state_dir must be a directory or {STATE_NONE}")
+    return Path(text)
 
 
 @dataclass(frozen=True)
@@ -51,82 +84,194 @@ class Settings:
     grace: float = 5.0
     backend: str = "memory://"
     log_format: str = "text"
+    log_level: str = "info"
     http: str | None = None
     """HOST:PORT of /health/hot-spots, /metrics and /dashboard; None: no HTTP side."""
     metrics_max_fixtures: int = 1000
     """Fixtures that carry their own series in /metrics: the hottest ones."""
     alert_webhook: str | None = None
     """URL that every alert raised or cleared is POSTed to."""
+    state_dir: Path | None = None
+    """Where the embedded default keeps its durable state; None: nothing is kept."""
+    fsync_interval: float = 1.0
+    """Seconds between fsyncs of the state store (0: every batch)."""
 
 
 # Each setting: its key (flag --key with dashes, TOML key with underscores), how to parse it,
 # and whether it belongs to the PermitPolicy.
 _KEYS: dict[str, tuple[Callable[[Any], Any], str]] = {
-    "listen": (str, "gRPC address to listen on, HOST:PORT"),
+    "listen": (str, "gRPC address to listen on, HOST:PORT (default 127.0.0.1:50051)"),
     "limit": (int, "grants per sliding window per fixture (default 50)"),
     "window": (parse_duration, "sliding window length (default 60s)"),
     "queue": (int, "waiters per fixture once the window is full (default 100)"),
     "alert_ratio": (float, "a fixture is hot at this share of its limit (default 0.8)"),
-    "lease": (parse_duration, "a permit not released by then is abandoned (default 30s)"),
+    "lease": (
+        parse_duration,
+        "a permit not released by then is abandoned; its slot stays taken until lease end + "
+        "window (default 15s)",
+    ),
     "max_wait": (parse_duration, "longest wait in a queue for any request (default 5m)"),
     "max_fixtures": (int, "fixtures tracked at once (default 100000)"),
     "grace": (parse_duration, "time allowed for a clean shutdown (default 5s)"),
     "backend": (str, "state backend URL (default memory://)"),
     "log_format": (str, "text or json (default text)"),
+    "log_level": (parse_log_level, f"{', '.join(LOG_LEVELS)} (default info)"),
     "http": (parse_http, f"HTTP address, HOST:PORT or {HTTP_OFF} (default {DEFAULT_HTTP})"),
     "metrics_max_fixtures": (int, "hottest fixtures with their own /metrics series (default 1000)"),
     "alert_webhook": (parse_webhook_url, "URL to POST each alert raised or cleared to"),
+    "state_dir": (
+        parse_state_dir,
+        f"directory of the durable state (windows survive a crash), or {STATE_NONE} "
+        f"(default {DEFAULT_STATE_DIR})",
+    ),
+    "fsync_interval": (
+        parse_duration,
+        "fsync the state store this often; a machine crash loses at most this (default 1s; "
+        "0: every batch)",
+    ),
 }
 # Defaults of the command line (and config file) that differ from an embedded Settings().
-_COMMAND_LINE_DEFAULTS: dict[str, str] = {"http": DEFAULT_HTTP}
+_COMMAND_LINE_DEFAULTS: dict[str, str] = {"http": DEFAULT_HTTP, "state_dir": DEFAULT_STATE_DIR}
 _POLICY_KEYS = {f.name for f in fields(PermitPolicy)}
+LIVE_KEYS = frozenset({"log_level", "alert_ratio", "alert_webhook"})
+"""What SIGHUP changes in a running server; any other key takes a restart."""
+ENV_PREFIX = "HOTSPOT_"
+CONFIG_HELP = "TOML file with the same keys as the flags; SIGHUP reloads it"
+
+
+def env_var(key: str) -> str:
+    """The environment variable of a setting (alert_ratio: HOTSPOT_ALERT_RATIO)."""
+    return ENV_PREFIX + key.upper()
+
+
+def flag(key: str) -> str:
+    return "--" + key.replace("_", "-")
+
+
+class _OneLineErrors(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # One line, whole in any log collector; --help has the usage.
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _OneLineErrors(
         prog="hotspot-server",
-        description="Rate-permit service: exact per-fixture sliding windows with FIFO queues.",
+        # Raw: --version stays one line, however narrow the terminal.
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Rate-permit service: exact per-fixture sliding windows with FIFO queues.\n"
+        f"Every flag can also be set as {ENV_PREFIX}<FLAG> (e.g. {env_var('alert_ratio')});\n"
+        "flags win over the environment, the environment over --config.",
     )
-    parser.add_argument("--config", type=Path, help="TOML file with the same keys as the flags")
+    parser.add_argument("--version", action="version", version=version_line("hotspot-server"))
+    parser.add_argument("--config", type=Path, help=CONFIG_HELP)
     for key, (_, help_text) in _KEYS.items():
-        parser.add_argument(f"--{key.replace('_', '-')}", dest=key, help=help_text)
+        parser.add_argument(flag(key), dest=key, help=help_text)
     return parser
 
 
-def load_settings(argv: Sequence[str] | None = None) -> Settings:
+@dataclass(frozen=True)
+class SettingsSource:
+    """Where the settings come from; resolve() reads the config file anew (SIGHUP reloads)."""
+
+    flags: dict[str, Any]
+    environ: Mapping[str, str]
+    config: Path | None
+
+    def resolve(self) -> Settings:
+        """Raises SettingsError, or OSError when the config file cannot be read."""
+        config = _read_config(self.config) if self.config is not None else {}
+        try:
+            return settings_from(config, self.flags, self.environ, str(self.config))
+        except SettingsError:
+            raise
+        except ValueError as error:  # a rule of PermitPolicy or Settings
+            raise SettingsError(str(error)) from None
+
+
+def command_line(
+    argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
+) -> tuple[Settings, SettingsSource]:
+    """hotspot-server's settings and their source. A bad setting exits 2, an unreadable
+    config file 1, each with one line on stderr."""
     parser = build_parser()
+    environ = os.environ if environ is None else environ
     args = parser.parse_args(argv)
+    config = args.config or environ.get(env_var("config"))
+    source = SettingsSource(vars(args), environ, Path(config) if config else None)
     try:
-        return settings_from(_read_config(args.config) if args.config else {}, vars(args))
-    except (ValueError, OSError, tomllib.TOMLDecodeError) as error:
+        return source.resolve(), source
+    except SettingsError as error:
         parser.error(str(error))
+    except OSError as error:
+        parser.exit(1, f"{parser.prog}: cannot read the config file: {error}\n")
+
+
+def load_settings(
+    argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    return command_line(argv, environ)[0]
+
+
+def setting_values(settings: Settings) -> dict[str, Any]:
+    """Each key's value in `settings`: what a reload compares."""
+    return {
+        key: getattr(settings.policy if key in _POLICY_KEYS else settings, key) for key in _KEYS
+    }
+
+
+def settings_table() -> str:
+    """The README's table of every setting, in its three spellings."""
+    rows = [
+        "| flag | environment | TOML key | SIGHUP | |",
+        "| --- | --- | --- | --- | --- |",
+        f"| `--config FILE` | `{env_var('config')}` | | | {CONFIG_HELP} |",
+    ]
+    for key, (_, help_text) in _KEYS.items():
+        live = "live" if key in LIVE_KEYS else ""
+        rows.append(f"| `{flag(key)}` | `{env_var(key)}` | `{key}` | {live} | {help_text} |")
+    return "\n".join(rows) + "\n"
 
 
 def _read_config(path: Path) -> dict[str, Any]:
     with path.open("rb") as f:
-        raw = tomllib.load(f)
+        try:
+            raw = tomllib.load(f)
+        except tomllib.TOMLDecodeError as error:
+            raise SettingsError(f"{path}: not valid TOML: {error}") from None
     config = {k.replace("-", "_"): v for k, v in raw.items()}
     unknown = sorted(set(config) - set(_KEYS))
     if unknown:
-        raise ValueError(f"{path}: unknown keys {unknown}; known keys: {sorted(_KEYS)}")
+        raise SettingsError(f"{path}: unknown keys {unknown}; known keys: {sorted(_KEYS)}")
     return config
 
 
-def settings_from(config: dict[str, Any], flags: dict[str, Any]) -> Settings:
+def settings_from(
+    config: dict[str, Any],
+    flags: dict[str, Any],
+    environ: Mapping[str, str] | None = None,
+    config_name: str = "config",
+) -> Settings:
     values: dict[str, Any] = {}
+    environ = environ or {}
     for key, (parse, _) in _KEYS.items():
-        raw = flags.get(key)
-        if raw is None:
-            raw = config.get(key, _COMMAND_LINE_DEFAULTS.get(key))
+        # The first layer that sets the key wins; an error names the layer it came from.
+        layers = ((flags, key, flag(key)), (environ, env_var(key), env_var(key)))
+        raw, origin = next(
+            ((layer[name], origin) for layer, name, origin in layers if layer.get(name)),
+            (config.get(key, _COMMAND_LINE_DEFAULTS.get(key)), config_name),
+        )
         if raw is None:
             continue
         try:
             values[key] = parse(raw)
         except ValueError as error:
-            raise ValueError(f"{key}: {error}") from None
+            raise SettingsError(f"{key}: {error} (from {origin})") from None
     policy = PermitPolicy(**{k: v for k, v in values.items() if k in _POLICY_KEYS})
     rest = {k: v for k, v in values.items() if k not in _POLICY_KEYS}
     parse_address(rest.get("listen", Settings.listen))
+    if rest.get("fsync_interval", 0.0) < 0:
+        raise ValueError(f"fsync_interval must not be negative, got {rest['fsync_interval']}s")
     if rest.get("grace", 0.0) < 0:
         raise ValueError(f"grace must not be negative, got {rest['grace']}s")
     if rest.get("log_format", "text") not in ("text", "json"):

@@ -104,7 +104,7 @@ async def test_a_marked_outcome_wins_over_an_exception(start_server: StartServer
 async def test_a_full_window_queues_the_caller_in_order(start_server: StartServer) -> None:
     h = await start_server(limit=1, window=0.5)
     async with PermitClient(h.target) as client:
-        await client.acquire("f")
+        await client.release(await client.acquire("f"))  # over at once
         permit = await client.acquire("f", max_wait=2.0)
     assert permit.queue_position == 1
     assert 0.3 < permit.waited < 1.5
@@ -133,7 +133,7 @@ async def test_queue_full_is_a_rate_limit_error_and_is_not_retried(
     h = await start_server(limit=1, window=2, queue=0)
     client, recorder = recorded_client(h.target, retry=FAST_RETRY)
     async with client:
-        await client.acquire("big-game")
+        await client.release(await client.acquire("big-game"))  # over at once
         with pytest.raises(RateLimitExceeded) as info:
             await client.acquire("big-game", max_wait=5.0)
     error = info.value
@@ -156,7 +156,7 @@ async def test_a_wait_beyond_max_wait_is_refused_as_wait_too_long(
 ) -> None:
     h = await start_server(limit=1, window=2)
     async with PermitClient(h.target) as client:
-        await client.acquire("f")
+        await client.release(await client.acquire("f"))  # over at once
         with pytest.raises(RateLimitExceeded) as info:
             await client.acquire("f", max_wait=0.5)
     error = info.value

@@ -95,7 +95,7 @@ def running() -> Iterator[list[ServiceProcess]]:
     )
 
 
-def permit_server(*flags: str) -> ServiceProcess:
+def permit_server(*flags: str, listen: str = "127.0.0.1:0") -> ServiceProcess:
     return ServiceProcess(
         "hotspot-server",
         [
@@ -103,7 +103,7 @@ def permit_server(*flags: str) -> ServiceProcess:
             "-m",
             "hotspot_server",
             "--listen",
-            "127.0.0.1:0",
+            listen,
             "--http",
             "off",
             *flags,
@@ -112,12 +112,13 @@ def permit_server(*flags: str) -> ServiceProcess:
     )
 
 
-def fake_optic_odds(limit: int, window: str) -> ServiceProcess:
+def fake_optic_odds(limit: int, window: str, latency: str = "0s") -> ServiceProcess:
     return ServiceProcess(
         "fake-optic-odds",
         [
             *(sys.executable, "-m", "fake_optic_odds", "--listen", "127.0.0.1:0"),
             *("--limit", str(limit), "--window", window, "--api-key", API_KEY),
+            *("--latency", latency),
         ],
         ready=r"ready on (?P<address>http://[\d.]+:\d+)",
     )

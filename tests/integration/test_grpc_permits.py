@@ -81,7 +81,16 @@ async def refused(call: object) -> RichError:
 
 
 async def fill(h: Harness, fixture_id: str, n: int) -> list[pb.AcquireResponse]:
+    """n permits granted and still in flight: each holds its slot until its release + window."""
     return [await h.stub.Acquire(pb.AcquireRequest(fixture_id=fixture_id)) for _ in range(n)]
+
+
+async def used(h: Harness, fixture_id: str, n: int) -> list[pb.AcquireResponse]:
+    """n calls made and over at once: each leaves the window one window after its grant."""
+    grants = await fill(h, fixture_id, n)
+    for r in grants:
+        await h.stub.Release(pb.ReleaseRequest(permit_id=r.permit_id))
+    return grants
 
 
 async def stats_for(h: Harness, fixture_id: str) -> pb.FixtureStats:
@@ -117,7 +126,7 @@ async def test_full_window_queues_then_grants_when_the_oldest_leaves(
     start_server: StartServer,
 ) -> None:
     h = await start_server(limit=3, window=1)
-    await fill(h, "f", 3)
+    await used(h, "f", 3)
     t = time.monotonic()
     r = await h.stub.Acquire(pb.AcquireRequest(fixture_id="f"))
     elapsed = time.monotonic() - t
@@ -128,11 +137,12 @@ async def test_full_window_queues_then_grants_when_the_oldest_leaves(
 
 async def test_waiters_are_served_in_arrival_order(start_server: StartServer) -> None:
     h = await start_server(limit=2, window=1, queue=10)
-    await fill(h, "f", 2)
+    await used(h, "f", 2)
     order: list[int] = []
 
     async def wait(i: int) -> None:
-        await h.stub.Acquire(pb.AcquireRequest(fixture_id="f", client_id=str(i)))
+        r = await h.stub.Acquire(pb.AcquireRequest(fixture_id="f", client_id=str(i)))
+        await h.stub.Release(pb.ReleaseRequest(permit_id=r.permit_id))
         order.append(i)
 
     tasks = []
@@ -145,7 +155,7 @@ async def test_waiters_are_served_in_arrival_order(start_server: StartServer) ->
 
 async def test_overflow_is_refused_at_once_with_rich_details(start_server: StartServer) -> None:
     h = await start_server(limit=2, window=2, queue=2)
-    await fill(h, "big-game", 2)
+    await used(h, "big-game", 2)
     waiters = [
         asyncio.ensure_future(h.stub.Acquire(pb.AcquireRequest(fixture_id="big-game")))
         for _ in range(2)
@@ -181,7 +191,7 @@ async def test_deadline_shorter_than_the_wait_is_refused_at_once(
     start_server: StartServer,
 ) -> None:
     h = await start_server(limit=1, window=2)
-    await fill(h, "f", 1)
+    await used(h, "f", 1)
     t = time.monotonic()
     error = await refused(h.stub.Acquire(pb.AcquireRequest(fixture_id="f"), timeout=0.5))
     assert time.monotonic() - t < 0.4
@@ -193,7 +203,7 @@ async def test_deadline_shorter_than_the_wait_is_refused_at_once(
 
 async def test_zero_max_wait_never_queues(start_server: StartServer) -> None:
     h = await start_server(limit=1, window=2)
-    await fill(h, "f", 1)
+    await used(h, "f", 1)
     request = pb.AcquireRequest(fixture_id="f", max_wait=Duration(seconds=0))
     error = await refused(h.stub.Acquire(request))
     assert error.reason == "WAIT_TOO_LONG"
@@ -202,7 +212,7 @@ async def test_zero_max_wait_never_queues(start_server: StartServer) -> None:
 
 async def test_max_wait_long_enough_is_served(start_server: StartServer) -> None:
     h = await start_server(limit=1, window=1)
-    await fill(h, "f", 1)
+    await used(h, "f", 1)
     request = pb.AcquireRequest(fixture_id="f", max_wait=Duration(seconds=2))
     r = await h.stub.Acquire(request, timeout=3)
     assert r.queue_position == 1
@@ -210,7 +220,7 @@ async def test_max_wait_long_enough_is_served(start_server: StartServer) -> None
 
 async def test_cancelled_call_leaves_the_queue_at_once(start_server: StartServer) -> None:
     h = await start_server(limit=1, window=1.5, queue=5)
-    await fill(h, "f", 1)
+    await used(h, "f", 1)
     first = h.stub.Acquire(pb.AcquireRequest(fixture_id="f"))
     await wait_for_depth(h, "f", 1)
     second = asyncio.ensure_future(h.stub.Acquire(pb.AcquireRequest(fixture_id="f")))
@@ -227,6 +237,7 @@ async def test_pause_answers_waiters_it_pushes_past_their_deadline(
     start_server: StartServer,
 ) -> None:
     h = await start_server(limit=1, window=1, queue=5)
+    await used(h, "other", 1)  # calls seen so far are over at once: the holder is expected back
     (held,) = await fill(h, "f", 1)
     waiter = h.stub.Acquire(pb.AcquireRequest(fixture_id="f"), timeout=1.5)
     await wait_for_depth(h, "f", 1)
@@ -339,8 +350,8 @@ async def test_negative_max_wait_is_invalid(start_server: StartServer) -> None:
 
 async def test_too_many_fixtures(start_server: StartServer) -> None:
     h = await start_server(max_fixtures=2)
-    await fill(h, "a", 1)
-    await fill(h, "b", 1)
+    await used(h, "a", 1)
+    await used(h, "b", 1)
     error = await refused(h.stub.Acquire(pb.AcquireRequest(fixture_id="c")))
     assert (error.code, error.reason) == (grpc.StatusCode.RESOURCE_EXHAUSTED, "TOO_MANY_FIXTURES")
     assert error.retry_delay is not None
@@ -361,7 +372,7 @@ async def test_idle_fixtures_are_forgotten(start_server: StartServer) -> None:
 async def test_stats_rank_hottest_first(start_server: StartServer) -> None:
     h = await start_server(limit=10, window=30)
     for fixture_id, n in [("warm", 3), ("hot", 9), ("cool", 1)]:
-        await fill(h, fixture_id, n)
+        await used(h, fixture_id, n)
     top = await h.stub.Stats(pb.StatsRequest(top_n=2))
     assert [f.fixture_id for f in top.fixtures] == ["hot", "warm"]
     hot = top.fixtures[0]
@@ -396,7 +407,7 @@ async def test_watch_stats_streams_at_the_interval_with_alert_events(
     first = await next_stats(stream)
     assert time.monotonic() - t < 0.3  # the first message comes at once
     assert list(first.fixtures) == []
-    await fill(h, "f", 4)  # 4 of 5 is 80 %: raised
+    await used(h, "f", 4)  # 4 of 5 is 80 %: raised
     received = [await next_stats(stream) for _ in range(3)]
     elapsed = time.monotonic() - t
     assert 0.5 < elapsed < 1.2  # three more at 200 ms each
@@ -459,7 +470,7 @@ async def test_shutdown_answers_waiters_unavailable_and_turns_health_not_serving
     start_server: StartServer,
 ) -> None:
     h = await start_server(limit=1, window=30, grace=2)
-    await fill(h, "f", 1)
+    await used(h, "f", 1)
     health = health_pb2_grpc.HealthStub(h.channel)
     watch = health.Watch(health_pb2.HealthCheckRequest(service="hotspot.v1.PermitService"))
     assert (await watch.read()).status == health_pb2.HealthCheckResponse.SERVING

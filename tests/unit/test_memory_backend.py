@@ -674,6 +674,8 @@ class RecordingStore:
         for f in forgotten:
             self.records.pop(f, None)
 
+    unwritable_because: str | None = None
+
     def close(self) -> None:
         pass
 

@@ -83,6 +83,8 @@ class KeptRecords:
         for fixture_id in forgotten:
             self.records.pop(fixture_id, None)
 
+    unwritable_because: str | None = None
+
     def close(self) -> None:
         pass
 

@@ -52,6 +52,7 @@ async def test_hot_spots_lists_the_top_10_with_totals_and_alerts(
         "hot": True,
         "paused_until": None,
         "abandoned_total": 0,
+        "expected_hold_seconds": 1.0,  # no release seen yet
     }
     assert not any(r["hot"] for r in rows[1:])
     assert body["totals"]["fixtures_tracked"] == 13

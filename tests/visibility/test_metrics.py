@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from hotspot.v1 import permits_pb2 as pb
-from tests.integration.test_grpc_permits import fill, wait_for_depth
+from tests.integration.test_grpc_permits import fill, used, wait_for_depth
 from tests.visibility.conftest import StartVisible, sample
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,7 +58,7 @@ async def test_wait_histogram_records_how_long_queued_grants_waited(
     start_visible: StartVisible,
 ) -> None:
     h = await start_visible(limit=2, window=1)
-    await fill(h, "f", 2)
+    await used(h, "f", 2)
     queued = await h.stub.Acquire(pb.AcquireRequest(fixture_id="f"))  # waits ~1 s
     assert queued.queue_position == 1
     samples = await h.scrape()
@@ -123,7 +123,7 @@ def test_promtool_checks_and_unit_tests_the_alert_rules() -> None:
         timeout=30,
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "SUCCESS: 2 rules found" in checked.stdout
+    assert "SUCCESS: 3 rules found" in checked.stdout
     tested = subprocess.run(
         [PROMTOOL, "test", "rules", "alerts_test.yml"],
         cwd=RULES,

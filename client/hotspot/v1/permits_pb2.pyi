@@ -286,8 +286,12 @@ class FixtureStats(_message.Message):
     HOT_FIELD_NUMBER: _builtins.int
     PAUSED_UNTIL_FIELD_NUMBER: _builtins.int
     ABANDONED_TOTAL_FIELD_NUMBER: _builtins.int
+    EXPECTED_HOLD_FIELD_NUMBER: _builtins.int
     fixture_id: _builtins.str
     calls_in_window: _builtins.int
+    """Grants occupying the window: in flight, or released less than one window ago
+    (a grant stays in the window until release + window, or lease end + window).
+    """
     calls_total: _builtins.int
     """Grants since the fixture started being tracked."""
     queue_depth: _builtins.int
@@ -308,6 +312,14 @@ class FixtureStats(_message.Message):
     def paused_until(self) -> _timestamp_pb2.Timestamp:
         """Unset unless the fixture is paused after an upstream 429."""
 
+    @_builtins.property
+    def expected_hold(self) -> _duration_pb2.Duration:
+        """How long a permit of this fixture is expected to be held before its
+        release: the running p90 of recent holds (the server's until the fixture
+        has releases of its own; 1 s before any), capped by the lease. Forecasts
+        (retry_delay, estimated waits) rest on it.
+        """
+
     def __init__(
         self,
         *,
@@ -324,10 +336,11 @@ class FixtureStats(_message.Message):
         hot: _builtins.bool = ...,
         paused_until: _timestamp_pb2.Timestamp | None = ...,
         abandoned_total: _builtins.int = ...,
+        expected_hold: _duration_pb2.Duration | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["paused_until", b"paused_until", "window", b"window"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expected_hold", b"expected_hold", "paused_until", b"paused_until", "window", b"window"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["abandoned_total", b"abandoned_total", "calls_in_window", b"calls_in_window", "calls_total", b"calls_total", "fixture_id", b"fixture_id", "hot", b"hot", "in_flight", b"in_flight", "limit", b"limit", "paused_until", b"paused_until", "queue_capacity", b"queue_capacity", "queue_depth", b"queue_depth", "rejected_total", b"rejected_total", "utilization", b"utilization", "window", b"window"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["abandoned_total", b"abandoned_total", "calls_in_window", b"calls_in_window", "calls_total", b"calls_total", "expected_hold", b"expected_hold", "fixture_id", b"fixture_id", "hot", b"hot", "in_flight", b"in_flight", "limit", b"limit", "paused_until", b"paused_until", "queue_capacity", b"queue_capacity", "queue_depth", b"queue_depth", "rejected_total", b"rejected_total", "utilization", b"utilization", "window", b"window"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -74,9 +74,12 @@ class HotSpotRoutes:
         return web.json_response({"status": "alive"})
 
     async def readyz(self, request: web.Request) -> web.Response:
-        if self.serving:
-            return web.json_response({"status": "serving"})
-        return web.json_response({"status": "shutting_down"}, status=503)
+        if not self.serving:
+            return web.json_response({"status": "shutting_down"}, status=503)
+        why = self._backend.unready_reason()
+        if why is not None:
+            return web.json_response({"status": "unavailable", "reason": why}, status=503)
+        return web.json_response({"status": "serving"})
 
     async def metrics(self, request: web.Request) -> web.Response:
         snapshot = await self._backend.stats(self._metrics.view)

@@ -20,6 +20,7 @@ from hotspot_core.errors import (
     PermitNotFound,
     PermitRefused,
     ShuttingDown,
+    StoreUnavailable,
     whole_seconds,
 )
 
@@ -44,7 +45,7 @@ def grpc_status_for(error: PermitError) -> tuple[grpc.StatusCode, str, Metadata]
             metadata["paused_for_ms"] = str(math.ceil(error.paused_for * 1000))
         details.append(error_details_pb2.RetryInfo(retry_delay=to_duration(error.retry_after)))
         trailers = ((RETRY_AFTER_KEY, str(whole_seconds(error.retry_after))),)
-    elif isinstance(error, ShuttingDown):
+    elif isinstance(error, ShuttingDown | StoreUnavailable):
         code = grpc.StatusCode.UNAVAILABLE
         details.append(error_details_pb2.RetryInfo(retry_delay=to_duration(error.retry_after)))
         trailers = ((RETRY_AFTER_KEY, str(whole_seconds(error.retry_after))),)

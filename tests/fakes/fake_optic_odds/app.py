@@ -32,6 +32,8 @@ class FakeSettings:
     limit: int = 50
     """Calls per sliding window per fixture on the fixture-specific endpoints."""
     window: float = 60.0
+    latency: float = 0.0
+    """Seconds every data call takes to answer after it arrived (and was counted)."""
 
 
 @dataclass
@@ -123,7 +125,10 @@ class FakeOpticOdds:
                     self.faults.pop(0)
                 await asyncio.sleep(fault.delay)
                 return Response(fault.body, fault.status, media_type="application/json")
-            return await handler(request)
+            response = await handler(request)  # counted on arrival, as the real upstream does
+            if self.settings.latency:
+                await asyncio.sleep(self.settings.latency)
+            return response
 
         return serve
 

@@ -29,6 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--window", default=f"{defaults.window:g}s", help="sliding window, e.g. 60s, 2s, 500ms"
     )
     parser.add_argument("--api-key", default=defaults.api_key, help="the accepted X-Api-Key")
+    parser.add_argument(
+        "--latency", default="0s", help="time each data call takes to answer, e.g. 150ms"
+    )
     return parser
 
 
@@ -38,7 +41,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         parse_address(args.listen)
         settings = FakeSettings(
-            api_key=args.api_key, limit=args.limit, window=parse_duration(args.window)
+            api_key=args.api_key,
+            limit=args.limit,
+            window=parse_duration(args.window),
+            latency=parse_duration(args.latency),
         )
         server = FakeOpticOddsServer(settings, args.listen)
     except (ValueError, OSError) as error:

@@ -24,8 +24,8 @@ from hotspot_server.http.app import HttpSide
 from hotspot_server.http.metrics import PermitMetrics
 from hotspot_server.logs import set_log_level
 from hotspot_server.reload import AlertRatioTunable, reload_settings
-from hotspot_server.store import SQLiteStore, open_state_store
 from hotspot_server.settings import Settings, SettingsError, parse_address
+from hotspot_server.store import SQLiteStore, open_state_store
 from hotspot_server.transport.grpc_servicer import PermitServicer
 from hotspot_server.transport.reflection import enable_reflection
 from hotspot_server.transport.rpc_metrics import RpcMetricsInterceptor

@@ -14,6 +14,7 @@ fsyncs every batch instead.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import sqlite3
@@ -281,10 +282,9 @@ class SQLiteStore:
             self._checkpointer.join()
             self._checkpointer = None
         if self._conn is not None:
-            try:
+            # If this fails the WAL is still valid: the next start replays it.
+            with contextlib.suppress(sqlite3.Error):
                 self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            except sqlite3.Error:
-                pass  # the WAL is still valid; the next start replays it
             self._conn.close()
             self._conn = None
         self.state_dir.release()

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Self, TypeVar
 
 import grpc
 
+from hotspot.v1 import permits_pb2 as pb
 from hotspot.v1 import permits_pb2_grpc
 from hotspot_client.backoff import CallBudget, UnavailableRetry, after_failure
 from hotspot_client.channel_options import CHANNEL_OPTIONS
@@ -66,6 +67,9 @@ class PermitClient(PermitClientBase):
         )
         self._channel = channel
         self._stub: PermitServiceAsyncStub | None = None
+        # Releases that outlive their caller (a cancelled block, a grant nobody will use):
+        # referenced here so that they run to the end.
+        self._releasing: set[asyncio.Task[None]] = set()
 
     # -- Lifecycle -------------------------------------------------------------------------
 
@@ -84,6 +88,8 @@ class PermitClient(PermitClientBase):
         """Close the channel the client opened (not one it was given) and the local windows."""
         if self._closed:
             return
+        if self._releasing:  # a release owed to the service goes out before the channel closes
+            await asyncio.wait(self._releasing, timeout=self._release_timeout)
         self._closed = True
         await self._local.close()
         if self._owns_channel and self._channel is not None:
@@ -103,7 +109,11 @@ class PermitClient(PermitClientBase):
     async def permit(
         self, fixture_id: str, *, max_wait: float | None = None
     ) -> AsyncIterator[Permit]:
-        """Hold a permit for the block; released as SUCCESS, FAILURE if it raises, or as marked."""
+        """Hold a permit for the block; released as SUCCESS, FAILURE if it raises, or as marked.
+
+        A block that is cancelled still releases (as FAILURE: its call may have been sent),
+        and the release runs to its end even if the caller is cancelled again meanwhile.
+        """
         permit = await self.acquire(fixture_id, max_wait=max_wait)
         failed = True
         try:
@@ -111,10 +121,8 @@ class PermitClient(PermitClientBase):
             failed = False
         finally:
             outcome = permit.exit_outcome(failed)
-            try:
-                await self.release(permit, outcome, permit.upstream_retry_after)
-            except PermitError as error:
-                log_release_failure(permit, outcome, error)
+            # Shielded: the slot stays taken until the service hears of the release.
+            await asyncio.shield(self._release_in_background(permit, outcome))
 
     async def acquire(self, fixture_id: str, *, max_wait: float | None = None) -> Permit:
         """Wait for a permit, or raise at once when waiting cannot help.
@@ -132,6 +140,7 @@ class PermitClient(PermitClientBase):
                 stub.Acquire,
                 lambda: acquire_request(fixture_id, self.client_id, budget.max_wait_left()),
                 budget,
+                on_cancel=self._give_back_if_granted,
             )
         except PermitServiceUnavailable as error:
             if not self.fail_open:
@@ -159,6 +168,37 @@ class PermitClient(PermitClientBase):
         )
         return response.already_released
 
+    def _release_in_background(
+        self, permit: Permit, outcome: Outcome = Outcome.NOT_SENT
+    ) -> asyncio.Task[None]:
+        async def release() -> None:
+            try:
+                await self.release(permit, outcome, permit.upstream_retry_after)
+            except PermitError as error:
+                log_release_failure(permit, outcome, error)
+
+        task = asyncio.create_task(release())
+        self._releasing.add(task)
+        task.add_done_callback(self._releasing.discard)
+        return task
+
+    def _give_back_if_granted(self, call: grpc.aio.UnaryUnaryCall[Request, Response]) -> None:
+        """The caller of an Acquire was cancelled (or timed out) while its answer was on the
+        way. Cancelling the call takes it out of the queue; if the service had granted it
+        already, the grant is released NOT_SENT at once rather than held until its lease ends."""
+
+        async def give_back() -> None:
+            try:
+                response = await call
+            except (asyncio.CancelledError, grpc.RpcError):
+                return  # never granted, or taken back by the service itself
+            assert isinstance(response, pb.AcquireResponse)
+            await self._release_in_background(permit_from_response(response))
+
+        task = asyncio.create_task(give_back())
+        self._releasing.add(task)
+        task.add_done_callback(self._releasing.discard)
+
     # -- Calls -----------------------------------------------------------------------------
 
     async def _call(
@@ -166,10 +206,17 @@ class PermitClient(PermitClientBase):
         method: grpc.aio.UnaryUnaryMultiCallable[Request, Response],
         request: Callable[[], Request],
         budget: CallBudget,
+        on_cancel: Callable[[grpc.aio.UnaryUnaryCall[Request, Response]], None] | None = None,
     ) -> Response:
         while True:
             try:
-                response = await method(request(), timeout=budget.deadline_left())
+                call = method(request(), timeout=budget.deadline_left())
+                try:
+                    response = await call
+                except asyncio.CancelledError:
+                    if on_cancel is not None:
+                        on_cancel(call)
+                    raise
             except grpc.RpcError as rpc_error:
                 error, delay = after_failure(rpc_error, budget, self._outage)
                 if delay is None:

@@ -27,7 +27,7 @@ from hotspot_client.channel_options import CHANNEL_OPTIONS
 from hotspot_server.server import SERVER_OPTIONS, PermitServer
 from hotspot_server.settings import Settings
 from tests.client.conftest import StartServer, recorded_client
-from tests.integration.test_grpc_permits import stats_for, wait_for_depth
+from tests.integration.test_grpc_permits import settled_row, stats_for, wait_for_depth
 
 FAST_RETRY = UnavailableRetry(first_delay=0.05, max_delay=0.2)
 
@@ -347,3 +347,53 @@ def test_keepalive_pings_no_faster_than_the_server_accepts() -> None:
     assert (
         ours["grpc.keepalive_permit_without_calls"] == server["grpc.keepalive_permit_without_calls"]
     )
+
+
+# -- No grant holds a slot for nothing ----------------------------------------------------------
+
+
+async def test_a_grant_whose_caller_left_while_it_was_on_the_way_is_given_back(
+    start_server: StartServer,
+) -> None:
+    """The service grants a queued caller in the instant the caller gives up: the grant is
+    released NOT_SENT at once, so it does not hold its slot until its lease ends."""
+    h = await start_server(limit=1, window=30, queue=5, lease=60)
+    cancelled = 0
+    async with PermitClient(h.target) as client:
+        for _ in range(8):
+            holder = await h.stub.Acquire(pb.AcquireRequest(fixture_id="f"))
+            waiter = asyncio.create_task(client.acquire("f"))
+            await wait_for_depth(h, "f", 1)
+            # Refunding the holder grants the waiter: its answer is on the wire now...
+            await h.stub.Release(
+                pb.ReleaseRequest(permit_id=holder.permit_id, outcome=pb.OUTCOME_NOT_SENT)
+            )
+            waiter.cancel()  # ...and its caller leaves
+            try:
+                permit = await waiter
+            except asyncio.CancelledError:
+                cancelled += 1
+            else:
+                await client.release(permit, Outcome.NOT_SENT)
+            assert (await settled_row(h, "f")).calls_in_window == 0
+    assert cancelled, "the race never happened: every waiter saw its grant before the cancel"
+
+
+async def test_a_cancelled_permit_block_still_releases(start_server: StartServer) -> None:
+    h = await start_server(limit=5, window=30)
+    async with PermitClient(h.target) as client:
+        entered = asyncio.Event()
+
+        async def call() -> None:
+            async with client.permit("f"):
+                entered.set()
+                await asyncio.sleep(30)
+
+        task = asyncio.create_task(call())
+        await entered.wait()
+        task.cancel()
+        task.cancel()  # twice: the release must not be cut short by a second cancellation
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        row = await settled_row(h, "f")
+    assert row.calls_in_window == 1  # released as FAILURE: its call may have been sent

@@ -106,6 +106,15 @@ async def wait_for_depth(h: Harness, fixture_id: str, depth: int, within: float 
         await asyncio.sleep(0.02)
 
 
+async def settled_row(h: Harness, fixture_id: str, within: float = 2.0) -> pb.FixtureStats:
+    """The fixture's stats once no permit is in flight (a release may still be on its way)."""
+    deadline = time.monotonic() + within
+    while (row := await stats_for(h, fixture_id)).in_flight:
+        assert time.monotonic() < deadline, f"{row.in_flight} permits still in flight"
+        await asyncio.sleep(0.01)
+    return row
+
+
 # -- Acquire, window, queue -----------------------------------------------------------------
 
 

@@ -24,7 +24,12 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-def configure_logging(log_format: str = "text", level: int = logging.INFO) -> None:
+def set_log_level(level: str) -> None:
+    """`debug`, `info`, `warning` or `error`, for every logger; SIGHUP changes it live."""
+    logging.getLogger().setLevel(level.upper())
+
+
+def configure_logging(log_format: str = "text", level: str = "info") -> None:
     handler = logging.StreamHandler(sys.stderr)
     if log_format == "json":
         handler.setFormatter(JsonFormatter())
@@ -32,4 +37,4 @@ def configure_logging(log_format: str = "text", level: int = logging.INFO) -> No
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level)
+    set_log_level(level)

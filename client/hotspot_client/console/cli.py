@@ -1,6 +1,7 @@
 """`hotspot`: the permit server from a terminal.
 
-hotspot top              live table of the hottest fixtures (the WatchStats stream)
+hotspot top              live table of the hottest fixtures (the WatchStats stream); not on a
+                         terminal, a plain table per update
 hotspot stats [--json]   one snapshot (Stats)
 """
 
@@ -10,13 +11,14 @@ import argparse
 import json
 import sys
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from importlib import metadata
 from typing import TYPE_CHECKING
 
 import grpc
 from google.protobuf import json_format
 from google.protobuf.duration_pb2 import Duration
-from rich.console import Console
+from rich.console import Console, Group
 from rich.live import Live
 
 from hotspot.v1 import permits_pb2 as pb
@@ -28,6 +30,7 @@ from hotspot_core.stats_feed import MIN_INTERVAL
 if TYPE_CHECKING:
     from hotspot.v1.permits_pb2_grpc import PermitServiceStub
 
+DISTRIBUTION = "hotspot-permits-client"
 DEFAULT_TARGET = "127.0.0.1:50051"
 STATS_TIMEOUT = 5.0
 """Seconds `hotspot stats` waits for its answer."""
@@ -58,7 +61,15 @@ def _iterations(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="hotspot", description="Watch the hotspot permit server from a terminal."
+        prog="hotspot",
+        description="Watch the hotspot permit server from a terminal.",
+        # Raw: --version stays one line, however narrow the terminal.
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"%(prog)s {metadata.version(DISTRIBUTION)} ({DISTRIBUTION})",
     )
     parser.add_argument(
         "--target",
@@ -96,20 +107,33 @@ def run_stats(stub: PermitServiceStub, args: argparse.Namespace, console: Consol
         console.print(stats_view(f"hotspot stats  {args.target}", response))
 
 
+def top_views(stream: Iterable[pb.StatsResponse], args: argparse.Namespace) -> Iterator[Group]:
+    """One table per message of the stream, with the latest alerts, up to --iterations."""
+    recent: deque[pb.Alert] = deque(maxlen=RECENT_ALERTS)
+    for update, response in enumerate(stream, 1):
+        recent.extend(response.alert_events)
+        yield stats_view(f"hotspot top  {args.target}  (update {update})", response, recent)
+        if args.iterations is not None and update >= args.iterations:
+            return
+
+
 def run_top(stub: PermitServiceStub, args: argparse.Namespace, console: Console) -> None:
     interval = Duration()
     interval.FromNanoseconds(round(args.interval * 1e9))
     stream = stub.WatchStats(pb.WatchStatsRequest(interval=interval, top_n=args.top))
-    recent: deque[pb.Alert] = deque(maxlen=RECENT_ALERTS)
     try:
-        # Redrawn in place on each message; the stream sets the pace, not a refresh timer.
-        with Live(console=console, auto_refresh=False) as live:
-            for update, response in enumerate(stream, 1):
-                recent.extend(response.alert_events)
-                title = f"hotspot top  {args.target}  (update {update})"
-                live.update(stats_view(title, response, recent), refresh=True)
-                if args.iterations is not None and update >= args.iterations:
-                    break
+        views = top_views(stream, args)
+        if console.is_terminal:
+            # Redrawn in place on each message; the stream sets the pace, not a refresh timer.
+            with Live(console=console, auto_refresh=False) as live:
+                for view in views:
+                    live.update(view, refresh=True)
+        else:
+            # A pipe or a file, where Live would print only when it ends: one plain table per
+            # update, flushed at once for whatever reads the other end.
+            for view in views:
+                console.print(view)
+                console.file.flush()
     finally:
         stream.cancel()  # type: ignore[no-untyped-call]  # untyped in grpc-stubs
 

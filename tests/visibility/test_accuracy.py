@@ -91,7 +91,10 @@ def metrics_counts(samples: Samples) -> tuple[dict[str, Any], dict[str, Any]]:
     totals = {
         "fixtures_tracked": sample(samples, "hotspot_fixtures_tracked"),
         "calls_total": sample(samples, "hotspot_api_calls_total"),
-        "rejected_total": sample(samples, "hotspot_rejected_total"),
+        # Server-wide refusals are counted by reason; together they are the core's total.
+        "rejected_total": sum(
+            value for (name, _), value in samples.items() if name == "hotspot_rejected_total"
+        ),
         "queue_depth": sample(samples, "hotspot_queue_depth"),
         "in_flight": sample(samples, "hotspot_permits_in_flight"),
     }

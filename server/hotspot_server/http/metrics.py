@@ -2,40 +2,100 @@
 
 Per-fixture series exist only for the hottest `max_fixtures` fixtures of the
 snapshot, so a forgotten (or cooled-off) fixture's series simply stops being
-exported: nothing is kept per fixture between scrapes. The wait histogram is
-the one piece of state of our own, fed by one observation per grant.
+exported: nothing is kept per fixture between scrapes. The state of our own is
+fed by observers: the wait histogram (one observation per grant), the refusals
+by reason (one per refusal) and the gRPC server metrics (one per RPC).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from prometheus_client import CollectorRegistry, Histogram
+import grpc
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    Info,
+)
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from hotspot_core.errors import PermitError, PermitRefused
 from hotspot_core.grants import Grant
 from hotspot_core.stats import StatsSnapshot, StatsView
+from hotspot_server.build_info import build_info
 
 WAIT_BUCKETS = (0.001, 0.01, 0.05, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 """Seconds: immediate grants land in the first bucket, waits up to --max-wait in the last."""
+RPC_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0, 300.0)
+"""Seconds: an answer at once is well under 1 ms here; a queued Acquire waits up to --max-wait."""
+PAUSED = "PAUSED"
+REJECT_REASONS = ("QUEUE_FULL", "WAIT_TOO_LONG", "TOO_MANY_FIXTURES", PAUSED, "SHUTTING_DOWN")
+"""hotspot_rejected_total's reasons, all exported from the start so increase() sees the first."""
+
+
+def rejection_reason(error: PermitError) -> str:
+    """The reason label: PAUSED for any refusal while an upstream 429 pause lasts."""
+    if isinstance(error, PermitRefused) and error.paused_for > 0:
+        return PAUSED
+    return error.reason
 
 
 class PermitMetrics:
-    """The wait histogram, and the exposition of a snapshot with it."""
+    """The series fed by observers, and the exposition of a snapshot with them."""
 
     def __init__(self, max_fixtures: int) -> None:
         self.view = StatsView(top_n=max_fixtures)
-        self._registry = CollectorRegistry()
+        registry = self._registry = CollectorRegistry()
         self._wait = Histogram(
             "hotspot_acquire_wait_seconds",
             "Time granted Acquires spent in their fixture's queue.",
             buckets=WAIT_BUCKETS,
-            registry=self._registry,
+            registry=registry,
         )
+        rejected = Counter(
+            "hotspot_rejected",
+            "Acquires refused since the server started, by reason "
+            "(PAUSED: while the fixture is paused after an upstream 429).",
+            ["reason"],
+            registry=registry,
+        )
+        self._rejected = {reason: rejected.labels(reason) for reason in REJECT_REASONS}
+        self._handled = Counter(
+            "grpc_server_handled",
+            "RPCs completed on the server, by method and status code.",
+            ["grpc_service", "grpc_method", "grpc_type", "grpc_code"],
+            registry=registry,
+        )
+        self._handling = Histogram(
+            "grpc_server_handling_seconds",
+            "Time from the start of an RPC to its status (a stream: its whole life).",
+            ["grpc_service", "grpc_method", "grpc_type"],
+            buckets=RPC_BUCKETS,
+            registry=registry,
+        )
+        Info("hotspot_build", "The running build.", registry=registry).info(build_info())
+        # The same collectors prometheus_client's default registry has.
+        for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+            registry.register(collector)
 
     def observe_grant(self, grant: Grant) -> None:
         self._wait.observe(grant.waited)
+
+    def observe_refusal(self, error: PermitError) -> None:
+        counter = self._rejected.get(rejection_reason(error))
+        if counter is not None:
+            counter.inc()
+
+    def observe_rpc(
+        self, service: str, method: str, rpc_type: str, code: grpc.StatusCode, seconds: float
+    ) -> None:
+        self._handled.labels(service, method, rpc_type, code.name).inc()
+        self._handling.labels(service, method, rpc_type).observe(seconds)
 
     def render(self, snapshot: StatsSnapshot, accept: str) -> tuple[bytes, str]:
         """The exposition body and its content type, in the format the scraper accepts."""
@@ -106,9 +166,6 @@ def total_families(snapshot: StatsSnapshot) -> list[Metric]:
         # Server-wide counters: unlike the per-fixture ones they never lose a fixture.
         CounterMetricFamily(
             "hotspot_api_calls", "Grants since the server started.", value=totals.calls_total
-        ),
-        CounterMetricFamily(
-            "hotspot_rejected", "Refusals since the server started.", value=totals.rejected_total
         ),
         CounterMetricFamily(
             "hotspot_abandoned",

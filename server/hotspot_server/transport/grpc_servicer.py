@@ -11,7 +11,7 @@ from hotspot.v1 import permits_pb2 as pb
 from hotspot.v1 import permits_pb2_grpc
 from hotspot_client.proto_time import duration_seconds
 from hotspot_core.backend import PermitBackend
-from hotspot_core.errors import PermitError
+from hotspot_core.errors import PermitError, PermitRefused, ShuttingDown
 from hotspot_core.grants import Grant
 from hotspot_core.stats import stats_view
 from hotspot_core.stats_feed import DEFAULT_INTERVAL, StatsFeed, check_interval
@@ -25,15 +25,22 @@ from hotspot_server.transport.grpc_messages import (
 Context = grpc.aio.ServicerContext[object, object]
 GrantObserver = Callable[[Grant], None]
 """Told of every grant (the metrics' wait histogram); it must be quick, it runs on the hot path."""
+RefusalObserver = Callable[[PermitError], None]
+"""Told of every Acquire refused (QUEUE_FULL, ..., SHUTTING_DOWN); as quick, for the same reason."""
 
 
 class PermitServicer(permits_pb2_grpc.PermitServiceServicer):
     def __init__(
-        self, backend: PermitBackend, feed: StatsFeed, on_grant: GrantObserver | None = None
+        self,
+        backend: PermitBackend,
+        feed: StatsFeed,
+        on_grant: GrantObserver | None = None,
+        on_refusal: RefusalObserver | None = None,
     ) -> None:
         self._backend = backend
         self._feed = feed
         self._on_grant = on_grant
+        self._on_refusal = on_refusal
 
     async def Acquire(self, request: pb.AcquireRequest, context: Context) -> pb.AcquireResponse:
         budget = duration_seconds(request.max_wait) if request.HasField("max_wait") else math.inf
@@ -44,6 +51,10 @@ class PermitServicer(permits_pb2_grpc.PermitServiceServicer):
             grant = await self._backend.acquire(
                 request.fixture_id, budget=budget, client_id=request.client_id
             )
+        except (PermitRefused, ShuttingDown) as error:
+            if self._on_refusal is not None:
+                self._on_refusal(error)
+            await abort_with(context, error)
         except PermitError as error:
             await abort_with(context, error)
         if self._on_grant is not None:

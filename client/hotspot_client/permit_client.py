@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from types import TracebackType
@@ -135,12 +137,17 @@ class PermitClient(PermitClientBase):
         """
         budget = self._acquire_budget(max_wait)
         stub = self._permit_stub()
+        # Names this request to the service, so that a grant its caller never saw can be given
+        # back (a cancellation crossing the answer on the wire).
+        request_id = uuid.uuid4().hex
         try:
             response = await self._call(
                 stub.Acquire,
-                lambda: acquire_request(fixture_id, self.client_id, budget.max_wait_left()),
+                lambda: acquire_request(
+                    fixture_id, self.client_id, budget.max_wait_left(), request_id
+                ),
                 budget,
-                on_cancel=self._give_back_if_granted,
+                on_cancel=lambda call: self._give_back_if_granted(call, request_id),
             )
         except PermitServiceUnavailable as error:
             if not self.fail_open:
@@ -182,16 +189,28 @@ class PermitClient(PermitClientBase):
         task.add_done_callback(self._releasing.discard)
         return task
 
-    def _give_back_if_granted(self, call: grpc.aio.UnaryUnaryCall[Request, Response]) -> None:
+    def _give_back_if_granted(
+        self, call: grpc.aio.UnaryUnaryCall[Request, Response], request_id: str
+    ) -> None:
         """The caller of an Acquire was cancelled (or timed out) while its answer was on the
-        way. Cancelling the call takes it out of the queue; if the service had granted it
-        already, the grant is released NOT_SENT at once rather than held until its lease ends."""
+        way. Cancelling the call takes it out of the queue, and the service takes back a grant
+        it had not answered yet. A grant already answered is released NOT_SENT at once,
+        by its permit id if the answer arrived, else by the request id, rather than held until
+        its lease ends."""
 
         async def give_back() -> None:
             try:
                 response = await call
             except (asyncio.CancelledError, grpc.RpcError):
-                return  # never granted, or taken back by the service itself
+                # The answer, if any, is lost: release whatever was granted to the request.
+                # Sent on the same channel after the cancellation, so the service has either
+                # taken the request out of its queue or recorded its grant by now.
+                with contextlib.suppress(PermitError, grpc.RpcError):
+                    await self._permit_stub().Release(
+                        release_request("", Outcome.NOT_SENT, None, request_id),
+                        timeout=self._release_timeout,
+                    )
+                return
             assert isinstance(response, pb.AcquireResponse)
             await self._release_in_background(permit_from_response(response))
 

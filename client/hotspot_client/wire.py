@@ -15,17 +15,21 @@ OUTCOME_TO_PROTO = {
 }
 
 
-def acquire_request(fixture_id: str, client_id: str, max_wait: float | None) -> pb.AcquireRequest:
-    request = pb.AcquireRequest(fixture_id=fixture_id, client_id=client_id)
+def acquire_request(
+    fixture_id: str, client_id: str, max_wait: float | None, request_id: str = ""
+) -> pb.AcquireRequest:
+    request = pb.AcquireRequest(fixture_id=fixture_id, client_id=client_id, request_id=request_id)
     if max_wait is not None:
         request.max_wait.CopyFrom(to_duration(max_wait))
     return request
 
 
 def release_request(
-    permit_id: str, outcome: Outcome, upstream_retry_after: float | None
+    permit_id: str, outcome: Outcome, upstream_retry_after: float | None, request_id: str = ""
 ) -> pb.ReleaseRequest:
-    request = pb.ReleaseRequest(permit_id=permit_id, outcome=OUTCOME_TO_PROTO[outcome])
+    request = pb.ReleaseRequest(
+        permit_id=permit_id, outcome=OUTCOME_TO_PROTO[outcome], request_id=request_id
+    )
     if upstream_retry_after is not None:
         request.upstream_retry_after.CopyFrom(to_duration(upstream_retry_after))
     return request

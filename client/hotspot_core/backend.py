@@ -23,13 +23,24 @@ class PermitBackend(Protocol):
     def policy(self) -> PermitPolicy: ...
 
     async def acquire(
-        self, fixture_id: str, *, budget: float = math.inf, client_id: str = ""
+        self,
+        fixture_id: str,
+        *,
+        budget: float = math.inf,
+        client_id: str = "",
+        request_id: str = "",
     ) -> Grant:
         """Grant now, or wait in the fixture's queue, or raise a PermitError at once.
 
         `budget` is how long the caller can wait (seconds); the policy's max_wait
-        caps it. Cancelling the awaiting task leaves the queue at once.
+        caps it. Cancelling the awaiting task means the acquire did not happen: it
+        leaves the queue at once, and a grant made in that same instant is taken
+        back, so a cancelled acquire holds no permit and spends no slot.
         """
+        ...
+
+    def permit_for_request(self, request_id: str) -> str:
+        """The permit granted to the Acquire that named `request_id`; PermitNotFound if none."""
         ...
 
     async def release(

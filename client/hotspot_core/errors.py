@@ -36,9 +36,10 @@ class PermitNotFound(PermitError):
 
     reason = "PERMIT_NOT_FOUND"
 
-    def __init__(self, permit_id: str) -> None:
-        super().__init__(f"permit {permit_id!r} is unknown or its lease has expired")
-        self.permit_id = permit_id
+    def __init__(self, permit_id: str, *, what: str = "permit") -> None:
+        # A short prefix only: the id is the caller's input, echoed back to it.
+        super().__init__(f"{what} {permit_id[:80]!r} is unknown or its lease has expired")
+        self.permit_id = permit_id[:80]
 
 
 class ShuttingDown(PermitError):

@@ -18,6 +18,7 @@ class PermitLease:
         "granted_at",
         "permit_id",
         "released",
+        "request_id",
     )
 
     def __init__(
@@ -27,8 +28,10 @@ class PermitLease:
         granted_at: float,
         expires_at: float,
         client_id: str,
+        request_id: str = "",
     ) -> None:
         self.permit_id = permit_id
+        self.request_id = request_id
         self.fixture_id = fixture_id
         self.granted_at = granted_at
         """Monotonic seconds: the permit's entry in its fixture's window."""
@@ -50,6 +53,8 @@ class LeaseBook:
         self._clock = clock
         self._on_abandoned = on_abandoned
         self._leases: OrderedDict[str, PermitLease] = OrderedDict()
+        # Leases of Acquires that named a request id, by that id (only while the lease lasts).
+        self._by_request: dict[str, str] = {}
         self._timer: Timer | None = None
         # Unique across processes and restarts, cheap to make: a random prefix and a counter.
         self._prefix = os.urandom(6).hex()
@@ -59,13 +64,20 @@ class LeaseBook:
         return len(self._leases)
 
     def issue(
-        self, fixture_id: str, granted_at: float, expires_at: float, client_id: str
+        self,
+        fixture_id: str,
+        granted_at: float,
+        expires_at: float,
+        client_id: str,
+        request_id: str = "",
     ) -> PermitLease:
         """A new lease under a fresh permit id."""
         permit_id = f"{self._prefix}-{next(self._serial):x}"
         lease = self._leases[permit_id] = PermitLease(
-            permit_id, fixture_id, granted_at, expires_at, client_id
+            permit_id, fixture_id, granted_at, expires_at, client_id, request_id
         )
+        if request_id:
+            self._by_request[request_id] = permit_id
         if self._timer is None:
             self._timer = self._clock.call_at(expires_at, self._expire)
         return lease
@@ -73,9 +85,14 @@ class LeaseBook:
     def get(self, permit_id: str) -> PermitLease | None:
         return self._leases.get(permit_id)
 
+    def permit_for_request(self, request_id: str) -> str | None:
+        return self._by_request.get(request_id)
+
     def discard(self, permit_id: str) -> None:
         """Forget a lease that was never handed out (its caller went away)."""
-        self._leases.pop(permit_id, None)
+        lease = self._leases.pop(permit_id, None)
+        if lease is not None and lease.request_id:
+            self._by_request.pop(lease.request_id, None)
 
     def close(self) -> None:
         if self._timer is not None:
@@ -92,5 +109,7 @@ class LeaseBook:
                 self._timer = self._clock.call_at(lease.expires_at, self._expire)
                 return
             leases.popitem(last=False)
+            if lease.request_id:
+                self._by_request.pop(lease.request_id, None)
             if not lease.released:
                 self._on_abandoned(lease)

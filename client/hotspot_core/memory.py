@@ -27,6 +27,7 @@ from hotspot_core.hold_time import SERVER_REFRESH, SERVER_SAMPLES, HoldTimes, ex
 from hotspot_core.leases import LeaseBook, PermitLease
 from hotspot_core.persistence import FixtureRecord, StateStore
 from hotspot_core.policy import PermitPolicy
+from hotspot_core.request_id import check_request_id
 from hotspot_core.stats import FixtureStats, StatsSnapshot, StatsView, Totals
 from hotspot_core.waiters import Waiter, WaiterQueue
 from hotspot_core.window import FixtureWindow
@@ -147,10 +148,17 @@ class MemoryBackend:
     # -- Acquire ---------------------------------------------------------------------------
 
     async def acquire(
-        self, fixture_id: str, *, budget: float = math.inf, client_id: str = ""
+        self,
+        fixture_id: str,
+        *,
+        budget: float = math.inf,
+        client_id: str = "",
+        request_id: str = "",
     ) -> Grant:
         if self._closed:
             raise ShuttingDown(SHUTDOWN_RETRY_AFTER)
+        if request_id:
+            check_request_id(request_id)
         if len(client_id) > MAX_CLIENT_ID:
             raise InvalidArgument(
                 f"client_id must be at most {MAX_CLIENT_ID} characters, got {len(client_id)}",
@@ -167,13 +175,15 @@ class MemoryBackend:
         else:
             self._settle(fx, now)
         if fx.waiters is None and fx.paused_until <= now and len(fx.window) < self._policy.limit:
-            grant = self._grant(fx, now, arrived_at=now, position=0, client_id=client_id)
+            grant = self._grant(
+                fx, now, arrived_at=now, position=0, client_id=client_id, request_id=request_id
+            )
             if fx.hot:  # otherwise the live lease means nothing can change before its release
                 self._reschedule(fx, now)
             if self._batch is not None:
                 await self._recorded(fx, grant, self._batch)
             return grant
-        waiter = self._enqueue(fx, now, min(budget, self._policy.max_wait), client_id)
+        waiter = self._enqueue(fx, now, min(budget, self._policy.max_wait), client_id, request_id)
         try:
             grant = await waiter.future
         except asyncio.CancelledError:
@@ -212,7 +222,9 @@ class MemoryBackend:
         fx = self._fixtures[fixture_id] = FixtureState(fixture_id, self)
         return fx
 
-    def _enqueue(self, fx: FixtureState, now: float, budget: float, client_id: str) -> Waiter:
+    def _enqueue(
+        self, fx: FixtureState, now: float, budget: float, client_id: str, request_id: str
+    ) -> Waiter:
         policy = self._policy
         depth = fx.queue_depth()
         granted_at = self._grant_time(fx, depth + 1, now)
@@ -241,6 +253,7 @@ class MemoryBackend:
             deadline=deadline,
             position=depth + 1,
             client_id=client_id,
+            request_id=request_id,
         )
         waiters.append(waiter)
         if deadline != math.inf:
@@ -347,6 +360,7 @@ class MemoryBackend:
                         arrived_at=waiter.arrived_at,
                         position=waiter.position,
                         client_id=waiter.client_id,
+                        request_id=waiter.request_id,
                     )
                     waiter.batch = self._batch
                     waiter.future.set_result(grant)
@@ -376,7 +390,14 @@ class MemoryBackend:
         waiter.future.set_exception(self._refuse(fx, refusal))
 
     def _grant(
-        self, fx: FixtureState, now: float, *, arrived_at: float, position: int, client_id: str
+        self,
+        fx: FixtureState,
+        now: float,
+        *,
+        arrived_at: float,
+        position: int,
+        client_id: str,
+        request_id: str = "",
     ) -> Grant:
         policy = self._policy
         window = fx.window
@@ -385,7 +406,9 @@ class MemoryBackend:
         fx.in_flight += 1
         self._calls_total += 1
         self._in_flight += 1
-        permit_id = self._leases.issue(fx.fixture_id, now, now + policy.lease, client_id).permit_id
+        permit_id = self._leases.issue(
+            fx.fixture_id, now, now + policy.lease, client_id, request_id
+        ).permit_id
         calls = len(window)
         wall = self._clock.to_wall(now)
         if calls >= self._alerts.threshold and not fx.hot:
@@ -469,6 +492,14 @@ class MemoryBackend:
             self._schedule_flush()
 
     # -- Release and leases ----------------------------------------------------------------
+
+    def permit_for_request(self, request_id: str) -> str:
+        """The permit granted to an Acquire that named `request_id` (for a caller that gave up
+        before it saw the answer); PermitNotFound if none is known."""
+        permit_id = self._leases.permit_for_request(check_request_id(request_id))
+        if permit_id is None:
+            raise PermitNotFound(request_id, what="request")
+        return permit_id
 
     async def release(
         self,

@@ -14,7 +14,15 @@ if TYPE_CHECKING:
 class Waiter:
     """One queued request. Resolved with its Grant, or failed with a refusal."""
 
-    __slots__ = ("arrived_at", "batch", "client_id", "deadline", "future", "position")
+    __slots__ = (
+        "arrived_at",
+        "batch",
+        "client_id",
+        "deadline",
+        "future",
+        "position",
+        "request_id",
+    )
 
     def __init__(
         self,
@@ -24,12 +32,14 @@ class Waiter:
         deadline: float,
         position: int,
         client_id: str,
+        request_id: str = "",
     ) -> None:
         self.future = future
         self.arrived_at = arrived_at
         self.deadline = deadline
         self.position = position
         self.client_id = client_id
+        self.request_id = request_id
         self.batch: asyncio.Future[None] | None = None
         """The durable-store write that records this waiter's grant, once granted."""
 

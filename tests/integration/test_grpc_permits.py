@@ -499,3 +499,25 @@ async def test_shutdown_answers_waiters_unavailable_and_turns_health_not_serving
     t = time.monotonic()
     await stopping
     assert time.monotonic() - t < 2.5
+
+
+async def test_a_permit_can_be_released_by_the_request_id_it_was_granted_to(
+    start_server: StartServer,
+) -> None:
+    h = await start_server(limit=2, window=30)
+    granted = await h.stub.Acquire(pb.AcquireRequest(fixture_id="f", request_id="req-1"))
+    r = await h.stub.Release(pb.ReleaseRequest(request_id="req-1", outcome=pb.OUTCOME_NOT_SENT))
+    assert not r.already_released
+    assert (await stats_for(h, "f")).calls_in_window == 0
+    again = await h.stub.Release(pb.ReleaseRequest(permit_id=granted.permit_id))
+    assert again.already_released
+    both = await refused(
+        h.stub.Release(pb.ReleaseRequest(permit_id=granted.permit_id, request_id="req-1"))
+    )
+    assert both.code is grpc.StatusCode.INVALID_ARGUMENT
+    assert "not both" in both.message
+    unknown = await refused(h.stub.Release(pb.ReleaseRequest(request_id="never-sent")))
+    assert unknown.code is grpc.StatusCode.NOT_FOUND
+    bad = await refused(h.stub.Acquire(pb.AcquireRequest(fixture_id="f", request_id="a b")))
+    assert bad.code is grpc.StatusCode.INVALID_ARGUMENT
+    assert "request_id must be 1 to 64 characters" in bad.message

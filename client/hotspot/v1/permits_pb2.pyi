@@ -81,10 +81,17 @@ class AcquireRequest(_message.Message):
     FIXTURE_ID_FIELD_NUMBER: _builtins.int
     MAX_WAIT_FIELD_NUMBER: _builtins.int
     CLIENT_ID_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
     fixture_id: _builtins.str
     """1 to 128 characters of [A-Za-z0-9._:-]."""
     client_id: _builtins.str
     """Optional label of the calling service, used in logs. At most 128 characters."""
+    request_id: _builtins.str
+    """Optional, chosen by the caller and unique among its requests (a UUID, say):
+    1 to 64 characters of [A-Za-z0-9._:-]. A caller that gave up before it saw
+    the answer can release whatever was granted to it with
+    ReleaseRequest.request_id, so that no grant holds a slot for nothing.
+    """
     @_builtins.property
     def max_wait(self) -> _duration_pb2.Duration:
         """How long the caller is willing to wait in the queue. Absent: as long as
@@ -98,10 +105,11 @@ class AcquireRequest(_message.Message):
         fixture_id: _builtins.str = ...,
         max_wait: _duration_pb2.Duration | None = ...,
         client_id: _builtins.str = ...,
+        request_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["max_wait", b"max_wait"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_id", b"client_id", "fixture_id", b"fixture_id", "max_wait", b"max_wait"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_id", b"client_id", "fixture_id", b"fixture_id", "max_wait", b"max_wait", "request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -160,8 +168,14 @@ class ReleaseRequest(_message.Message):
     PERMIT_ID_FIELD_NUMBER: _builtins.int
     OUTCOME_FIELD_NUMBER: _builtins.int
     UPSTREAM_RETRY_AFTER_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
     permit_id: _builtins.str
+    """The permit to release; or leave it empty and name the request_id it was
+    granted to.
+    """
     outcome: Global___Outcome.ValueType
+    request_id: _builtins.str
+    """Instead of permit_id: the AcquireRequest.request_id the permit was granted to."""
     @_builtins.property
     def upstream_retry_after(self) -> _duration_pb2.Duration:
         """With OUTCOME_UPSTREAM_RATE_LIMITED: how long the upstream asked to wait."""
@@ -172,10 +186,11 @@ class ReleaseRequest(_message.Message):
         permit_id: _builtins.str = ...,
         outcome: Global___Outcome.ValueType = ...,
         upstream_retry_after: _duration_pb2.Duration | None = ...,
+        request_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["upstream_retry_after", b"upstream_retry_after"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["outcome", b"outcome", "permit_id", b"permit_id", "upstream_retry_after", b"upstream_retry_after"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["outcome", b"outcome", "permit_id", b"permit_id", "request_id", b"request_id", "upstream_retry_after", b"upstream_retry_after"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -11,7 +11,7 @@ from hotspot.v1 import permits_pb2 as pb
 from hotspot.v1 import permits_pb2_grpc
 from hotspot_client.proto_time import duration_seconds
 from hotspot_core.backend import PermitBackend
-from hotspot_core.errors import PermitError, PermitRefused, ShuttingDown
+from hotspot_core.errors import InvalidArgument, PermitError, PermitRefused, ShuttingDown
 from hotspot_core.grants import Grant
 from hotspot_core.stats import stats_view
 from hotspot_core.stats_feed import DEFAULT_INTERVAL, StatsFeed, check_interval
@@ -49,7 +49,10 @@ class PermitServicer(permits_pb2_grpc.PermitServiceServicer):
             budget = min(budget, max(0.0, remaining))
         try:
             grant = await self._backend.acquire(
-                request.fixture_id, budget=budget, client_id=request.client_id
+                request.fixture_id,
+                budget=budget,
+                client_id=request.client_id,
+                request_id=request.request_id,
             )
         except (PermitRefused, ShuttingDown) as error:
             if self._on_refusal is not None:
@@ -69,11 +72,18 @@ class PermitServicer(permits_pb2_grpc.PermitServiceServicer):
                 else None
             )
             already = await self._backend.release(
-                request.permit_id, outcome_from_proto(request.outcome), retry_after
+                self._permit_to_release(request), outcome_from_proto(request.outcome), retry_after
             )
         except PermitError as error:
             await abort_with(context, error)
         return pb.ReleaseResponse(already_released=already)
+
+    def _permit_to_release(self, request: pb.ReleaseRequest) -> str:
+        if not request.request_id:
+            return request.permit_id
+        if request.permit_id:
+            raise InvalidArgument("give permit_id or request_id, not both", field="request_id")
+        return self._backend.permit_for_request(request.request_id)
 
     async def Stats(self, request: pb.StatsRequest, context: Context) -> pb.StatsResponse:
         try:

@@ -10,6 +10,7 @@ by reason (one per refusal) and the gRPC server metrics (one per RPC).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import grpc
 from prometheus_client import (
@@ -78,6 +79,7 @@ class PermitMetrics:
             buckets=RPC_BUCKETS,
             registry=registry,
         )
+        self._rpc_children: dict[tuple[str, str, str, grpc.StatusCode], tuple[Any, Any]] = {}
         Info("hotspot_build", "The running build.", registry=registry).info(build_info())
         # The same collectors prometheus_client's default registry has.
         for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
@@ -94,8 +96,17 @@ class PermitMetrics:
     def observe_rpc(
         self, service: str, method: str, rpc_type: str, code: grpc.StatusCode, seconds: float
     ) -> None:
-        self._handled.labels(service, method, rpc_type, code.name).inc()
-        self._handling.labels(service, method, rpc_type).observe(seconds)
+        key = (service, method, rpc_type, code)
+        children = self._rpc_children.get(key)
+        if children is None:
+            # labels() costs a lock and a tuple per call: looked up once per method and code.
+            children = self._rpc_children[key] = (
+                self._handled.labels(service, method, rpc_type, code.name),
+                self._handling.labels(service, method, rpc_type),
+            )
+        handled, handling = children
+        handled.inc()
+        handling.observe(seconds)
 
     def render(self, snapshot: StatsSnapshot, accept: str) -> tuple[bytes, str]:
         """The exposition body and its content type, in the format the scraper accepts."""

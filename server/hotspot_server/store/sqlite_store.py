@@ -36,6 +36,8 @@ DB_FILE = "state.db"
 APPLICATION_ID = 0x48535054  # "HSPT": a file of ours, not any SQLite database
 SCHEMA_VERSION = 1
 DEFAULT_FSYNC_INTERVAL = 1.0
+FREE_PAGES_KEPT = 256
+"""Free pages (4 KiB each) kept for reuse before the file is shrunk."""
 
 _SCHEMA = """
 CREATE TABLE fixtures (
@@ -131,15 +133,17 @@ class SQLiteStore:
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         try:
             conn.execute("PRAGMA busy_timeout = 100")
+            app, version = self._identity(conn)
+            new = (app, version) == (0, 0) and not self._has_tables(conn)
+            if new:  # must precede WAL mode, which initialises the file
+                conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
             if conn.execute("PRAGMA journal_mode = WAL").fetchone()[0] != "wal":
                 raise sqlite3.OperationalError("the file system does not support WAL mode")
             sync = "FULL" if self._fsync_interval == 0 else "NORMAL"
             conn.execute(f"PRAGMA synchronous = {sync}")
             # Checkpoints (and their fsyncs) run in the background thread, never on the loop.
             conn.execute(f"PRAGMA wal_autocheckpoint = {0 if self._fsync_interval else 1000}")
-            app, version = self._identity(conn)
-            if (app, version) == (0, 0) and not self._has_tables(conn):
-                conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+            if new:
                 conn.execute(_SCHEMA)
                 conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -157,16 +161,29 @@ class SQLiteStore:
     def _open_read_only(self, why: str) -> sqlite3.Connection | None:
         """Recover what a store we cannot write holds; every write then fails with `why`."""
         self._readonly_why = why
-        if self.path.exists():
+        if not self.path.exists():
+            return None
+        # Read-only WAL access needs the -shm file writable; on a read-only file system only
+        # immutable mode reads, and it ignores a WAL a crash may have left (noted as dropped).
+        for uri, note in (
+            (f"file:{self.path}?mode=ro", None),
+            (f"file:{self.path}?immutable=1", "wal"),
+        ):
             try:
-                conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+                conn = sqlite3.connect(uri, uri=True)
                 try:
                     if self._identity(conn) == (APPLICATION_ID, SCHEMA_VERSION):
                         self._records = self._read(conn)
                 finally:
                     conn.close()
             except sqlite3.Error as error:
-                self.dropped.append(f"the whole store, unreadable ({error})")
+                last = error
+                continue
+            wal = self.path.with_name(DB_FILE + "-wal")
+            if note and wal.exists() and wal.stat().st_size:
+                self.dropped.append("the write-ahead log, unreadable on a read-only file system")
+            return None
+        self.dropped.append(f"the whole store, unreadable ({last})")
         return None
 
     @staticmethod
@@ -301,16 +318,17 @@ class SQLiteStore:
         try:
             conn.execute("PRAGMA busy_timeout = 1000")
             conn.execute("PRAGMA synchronous = NORMAL")
-            vacuumed = time.monotonic()
             failing = False
             while not self._stop.wait(self._fsync_interval):
                 try:
                     # Fsyncs the WAL, copies it into the database, fsyncs that: a machine crash
                     # now loses at most one interval of writes.
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                    if time.monotonic() - vacuumed > 60:
-                        conn.execute("PRAGMA incremental_vacuum")  # give freed pages back
-                        vacuumed = time.monotonic()
+                    # Rows of forgotten fixtures free pages; give them back once there are many,
+                    # so the file follows live state rather than history.
+                    if conn.execute("PRAGMA freelist_count").fetchone()[0] > FREE_PAGES_KEPT:
+                        # execute() steps it once (one page); executescript() runs it to the end.
+                        conn.executescript("PRAGMA incremental_vacuum;")
                     failing = False
                 except sqlite3.Error as error:
                     if not failing:  # once per spell of failures, not once a second

@@ -1,0 +1,218 @@
+"""The durable store on real files: round trips, bad stores, a locked dir, a full or read-only
+file system (small tmpfs mounts), compaction."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+import sqlite3
+import subprocess
+import time
+from array import array
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hotspot_core.errors import StoreUnavailable
+from hotspot_core.memory import MemoryBackend
+from hotspot_core.persistence import FixtureRecord
+from hotspot_core.policy import PermitPolicy
+from hotspot_server.store import SQLiteStore, StateDirLocked, open_state_store
+from hotspot_server.store.sqlite_store import DB_FILE
+
+
+def record(fixture_id: str, n: int = 3, paused_until: float = -math.inf) -> FixtureRecord:
+    return FixtureRecord(
+        fixture_id=fixture_id,
+        clock_offset=1_800_000_000.0,
+        held=array("d", [100.0 + i for i in range(n)]),
+        released=array("d", [160.0 + i for i in range(n)]),
+        lease=15.0,
+        paused_until=paused_until,
+        calls_total=2 * n,
+        rejected_total=1,
+        abandoned_total=0,
+    )
+
+
+def test_records_survive_a_close_and_a_reopen(tmp_path: Path) -> None:
+    store = open_state_store(tmp_path, fsync_interval=0.05)
+    store.write([record("a"), record("b", paused_until=200.0), record("gone")], [])
+    store.write([record("a", n=5)], ["gone"])
+    store.close()
+    again = open_state_store(tmp_path)
+    kept = {r.fixture_id: r for r in again.load()}
+    again.close()
+    assert sorted(kept) == ["a", "b"]
+    assert list(kept["a"].held) == [100.0, 101.0, 102.0, 103.0, 104.0]
+    assert kept["b"].paused_until == 200.0
+    assert kept["a"].paused_until == -math.inf
+    assert again.dropped == []
+
+
+def test_a_second_server_on_the_same_dir_is_refused(tmp_path: Path) -> None:
+    first = open_state_store(tmp_path)
+    with pytest.raises(StateDirLocked, match=f"pid {os.getpid()}"):
+        open_state_store(tmp_path)
+    first.close()
+    open_state_store(tmp_path).close()  # the lock goes with its holder
+
+
+def test_a_garbage_file_is_set_aside_with_one_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / DB_FILE).write_bytes(os.urandom(8192))
+    with caplog.at_level(logging.WARNING, "hotspot.store"):
+        store = open_state_store(tmp_path)
+    assert store.load() == []
+    store.write([record("a")], [])  # a fresh store beside the bad one
+    store.close()
+    assert [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()] != []
+    assert len(caplog.records) == 1
+    assert "could not be read" in caplog.records[0].getMessage()
+    assert list(tmp_path.glob(f"{DB_FILE}.unreadable-*"))
+
+
+def test_a_store_of_another_format_is_set_aside(tmp_path: Path) -> None:
+    store = open_state_store(tmp_path)
+    store.write([record("a")], [])
+    store.close()
+    with sqlite3.connect(tmp_path / DB_FILE) as conn:
+        conn.execute("PRAGMA user_version = 99")
+    again = open_state_store(tmp_path)
+    assert again.load() == []
+    assert any("format 99" in d for d in again.dropped)
+    again.close()
+
+
+def test_unreadable_rows_are_dropped_and_the_rest_kept(tmp_path: Path) -> None:
+    store = open_state_store(tmp_path)
+    store.write([record("a"), record("b")], [])
+    store.close()
+    with sqlite3.connect(tmp_path / DB_FILE) as conn:
+        conn.execute("UPDATE fixtures SET held = x'0102' WHERE fixture_id = 'b'")
+    again = open_state_store(tmp_path)
+    assert [r.fixture_id for r in again.load()] == ["a"]
+    assert again.dropped == ["1 unreadable fixture record(s)"]
+    again.close()
+
+
+def test_a_torn_last_write_loses_only_that_write(tmp_path: Path) -> None:
+    live = tmp_path / "live"
+    store = open_state_store(live, fsync_interval=3600)  # nothing checkpointed: all in the WAL
+    store.write([record("first")], [])
+    store.write([record("second")], [])
+    crashed = tmp_path / "crashed"  # the files as a machine crash mid-write would leave them
+    crashed.mkdir()
+    for name in (DB_FILE, f"{DB_FILE}-wal"):
+        shutil.copy(live / name, crashed / name)
+    store.close()
+    wal = crashed / f"{DB_FILE}-wal"
+    os.truncate(wal, wal.stat().st_size - 100)
+    again = open_state_store(crashed)
+    assert [r.fixture_id for r in again.load()] == ["first"]
+    assert any("torn last write" in d for d in again.dropped)
+    again.close()
+
+
+async def test_a_backend_restores_what_the_store_kept(tmp_path: Path) -> None:
+    policy = PermitPolicy(limit=3, window=60, lease=15)
+    first = MemoryBackend(policy, store=open_state_store(tmp_path))
+    for _ in range(2):
+        await first.acquire("f")
+    store = first._store
+    assert isinstance(store, SQLiteStore)
+    store.close()  # as a crash would: the backend never closes
+    second = MemoryBackend(policy, store=open_state_store(tmp_path))
+    row = (await second.stats(_view("f"))).fixtures[0]
+    assert (row.calls_in_window, row.calls_total, row.in_flight) == (2, 2, 0)
+    await second.close()
+
+
+def _view(fixture_id: str):  # type: ignore[no-untyped-def]
+    from hotspot_core.stats import StatsView
+
+    return StatsView(fixture_ids=(fixture_id,))
+
+
+# -- Small file systems: full, read-only ---------------------------------------------------------
+
+
+@pytest.fixture
+def small_fs(tmp_path: Path) -> Iterator[Path]:
+    """A 512 KiB tmpfs of our own (root only), unmounted afterwards."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mount)], capture_output=True
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here (needs root): {done.stderr.decode()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+async def test_a_full_disk_refuses_grants_and_recovers_when_space_returns(small_fs: Path) -> None:
+    filler = small_fs / "filler"
+    backend = MemoryBackend(
+        PermitPolicy(limit=5, window=60), store=open_state_store(small_fs / "state")
+    )
+    await backend.acquire("before")
+    with filler.open("wb", buffering=0) as f:  # fill the file system to the last block
+        try:
+            while True:
+                f.write(b"\0" * 4096)
+                f.flush()
+        except OSError:
+            pass
+    refusals = 0
+    for i in range(200):  # new fixtures need new pages: the store runs out of room
+        try:
+            await backend.acquire(f"fixture-{i:03d}-{'x' * 100}")
+        except StoreUnavailable as error:
+            assert "full" in str(error)
+            refusals += 1
+            break
+    assert refusals == 1
+    assert backend.unready_reason() is not None
+    filler.unlink()
+    grant = await backend.acquire("after")
+    assert grant.fixture_id == "after"
+    assert backend.unready_reason() is None
+    await backend.close()
+
+
+async def test_a_read_only_state_dir_keeps_its_windows_and_refuses_grants(small_fs: Path) -> None:
+    store = open_state_store(small_fs / "state")
+    store.write([record("kept", n=2)], [])
+    store.close()
+    subprocess.run(["mount", "-o", "remount,ro", str(small_fs)], check=True)
+    again = open_state_store(small_fs / "state")
+    assert again.unwritable_because is not None
+    assert "read-only" in again.unwritable_because
+    assert [r.fixture_id for r in again.load()] == ["kept"]
+    backend = MemoryBackend(PermitPolicy(), store=again)
+    assert backend.unready_reason() is not None
+    with pytest.raises(StoreUnavailable, match="read-only"):
+        await backend.acquire("f")
+    await backend.close()
+    again.close()
+
+
+def test_the_file_follows_live_state_not_history(tmp_path: Path) -> None:
+    store = open_state_store(tmp_path, fsync_interval=0.05)
+    ids = [f"fixture-{i:05d}" for i in range(5000)]
+    store.write([record(f, n=25) for f in ids], [])
+    time.sleep(0.3)
+    full = (tmp_path / DB_FILE).stat().st_size
+    store.write([], ids)  # every fixture went idle
+    deadline = time.monotonic() + 5
+    while (tmp_path / DB_FILE).stat().st_size > full / 4:
+        assert time.monotonic() < deadline, "the freed pages were never given back"
+        time.sleep(0.05)
+    store.close()

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import json
 import time
-from collections.abc import Callable, Sequence
-from datetime import datetime
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Literal, Self, TypeVar
 
@@ -14,6 +15,7 @@ import httpx
 
 from hotspot_client import Outcome, Permit, PermitClient
 from hotspot_client.optic_odds import query
+from hotspot_client.optic_odds.cache import Fetched, OddsCache, Served, cache_key
 from hotspot_client.optic_odds.errors import (
     OpticOddsRequestInvalid,
     UpstreamBadResponse,
@@ -78,6 +80,9 @@ class OpticOddsClient:
     failures are UpstreamError subclasses; bad arguments OpticOddsRequestInvalid.
     `http`: an httpx.AsyncClient to send with (its own timeout applies, and it is
     left open on close); by default the client makes one with `timeout`.
+    `cache`: an OddsCache the fixture-specific calls read through (left open on
+    close): identical calls share one entry and one upstream call, and the answer
+    says its `age` and whether it is `stale`; permits are taken only by the fetch.
     """
 
     def __init__(
@@ -89,12 +94,14 @@ class OpticOddsClient:
         timeout: float = DEFAULT_TIMEOUT,
         max_wait: float | None = None,
         http: httpx.AsyncClient | None = None,
+        cache: OddsCache | None = None,
     ) -> None:
         if not api_key:
             raise ValueError("api_key must not be empty: Optic Odds answers 401 without one")
         self.permits = permits
         self.base_url = base_url
         self.max_wait = max_wait
+        self.cache = cache
         self._owns_http = http is None
         self._http = http or httpx.AsyncClient(timeout=timeout)
         self._headers = {"X-Api-Key": api_key, "Accept": "application/json"}
@@ -133,9 +140,7 @@ class OpticOddsClient:
         params = query.odds(ids, sportsbooks, markets) + query.optional(
             is_main=is_main, odds_format=odds_format
         )
-        return await self._under_permits(
-            "fixtures/odds", params, ids, FixtureOdds.from_json, max_wait
-        )
+        return await self._read("fixtures/odds", params, ids, FixtureOdds.from_json, max_wait)
 
     async def historical_odds(
         self,
@@ -160,7 +165,7 @@ class OpticOddsClient:
         params = query.odds(ids, sportsbooks, market) + query.optional(
             include_timeseries=include_timeseries, is_main=is_main
         )
-        return await self._under_permits(
+        return await self._read(
             "fixtures/odds/historical", params, ids, FixtureOdds.from_json, max_wait
         )
 
@@ -170,9 +175,7 @@ class OpticOddsClient:
         """GET /fixtures/results: up to 50 fixtures."""
         ids = query.fixture_ids(fixture_ids, at_most=query.MAX_RESULT_FIXTURES)
         params = query.repeated("fixture_id", ids)
-        return await self._under_permits(
-            "fixtures/results", params, ids, Fixture.from_json, max_wait
-        )
+        return await self._read("fixtures/results", params, ids, Fixture.from_json, max_wait)
 
     async def fixtures(
         self,
@@ -200,6 +203,84 @@ class OpticOddsClient:
         response = await self._send("fixtures", params, ())
         return self._parse(response, "fixtures", (), Fixture.from_json, ())
 
+    async def refresh_fixture_odds(
+        self,
+        fixture_ids: str | Sequence[str],
+        sportsbooks: str | Sequence[str],
+        markets: str | Sequence[str] | None = None,
+        *,
+        odds_format: str | None = None,
+        max_wait: float | None = 0.0,
+        unless_fresh: bool = True,
+    ) -> Served | None:
+        """Fetch GET /fixtures/odds into the cache now (the warmer's call); needs a cache.
+
+        `max_wait` 0: take a permit only if one is free now, never queueing ahead of a
+        user. None when nothing was fetched: the entry was fresh (`unless_fresh`), or
+        another caller or replica was fetching it. Raises what the call raises.
+        """
+        if self.cache is None:
+            raise ValueError("refresh_fixture_odds needs an OpticOddsClient with a cache")
+        ids = query.fixture_ids(fixture_ids, at_most=query.MAX_ODDS_FIXTURES)
+        params = query.odds(ids, sportsbooks, markets) + query.optional(odds_format=odds_format)
+        path = "fixtures/odds"
+        fetch = self._fetch_for_cache(
+            self.cache, path, params, ids, FixtureOdds.from_json, max_wait
+        )
+        return await self.cache.refresh(
+            cache_key(path, params), path, fetch, unless_fresh=unless_fresh
+        )
+
+    # -- Through the cache -----------------------------------------------------------------
+
+    async def _read(
+        self,
+        path: str,
+        params: query.Query,
+        fixture_ids: list[str],
+        parse: Callable[[object, str], T],
+        max_wait: MaxWait,
+    ) -> OpticOddsResponse[T]:
+        if self.cache is None:
+            result, _ = await self._under_permits(path, params, fixture_ids, parse, max_wait)
+            return result
+        fetch = self._fetch_for_cache(self.cache, path, params, fixture_ids, parse, max_wait)
+        served = await self.cache.read(cache_key(path, params), path, fetch)
+        return self._from_cache(served, path, fixture_ids, parse)
+
+    def _fetch_for_cache(
+        self,
+        cache: OddsCache,
+        path: str,
+        params: query.Query,
+        fixture_ids: list[str],
+        parse: Callable[[object, str], T],
+        max_wait: MaxWait,
+    ) -> Callable[[], Awaitable[Fetched]]:
+        async def fetch() -> Fetched:
+            result, body = await self._under_permits(path, params, fixture_ids, parse, max_wait)
+            fixtures = [f for f in result.data if isinstance(f, Fixture)]
+            fetched_at = datetime.fromtimestamp(cache.now(), UTC)
+            return Fetched(body, cache.freshness.choose(path, fixtures, fetched_at))
+
+        return fetch
+
+    def _from_cache(
+        self,
+        served: Served,
+        path: str,
+        fixture_ids: list[str],
+        parse: Callable[[object, str], T],
+    ) -> OpticOddsResponse[T]:
+        # The body was checked when it was fetched; this parse cannot fail on its shape.
+        result = self._parse_body(served.entry.body, path, fixture_ids, parse, ())
+        # One entry serves the fixtures named in any order: answer in this caller's order.
+        order = {f: i for i, f in enumerate(fixture_ids)}
+        data = sorted(result.data, key=lambda d: order.get(getattr(d, "id", ""), len(order)))
+        return dataclasses.replace(
+            result, data=data, cached=True, age=served.age, stale=served.stale
+        )
+
     # -- Under permits ---------------------------------------------------------------------
 
     async def _under_permits(
@@ -209,7 +290,8 @@ class OpticOddsClient:
         fixture_ids: list[str],
         parse: Callable[[object, str], T],
         max_wait: MaxWait,
-    ) -> OpticOddsResponse[T]:
+    ) -> tuple[OpticOddsResponse[T], bytes]:
+        """The call under one permit per fixture: its parsed answer and its body."""
         wait = self.max_wait if max_wait is _Default.MAX_WAIT else max_wait
         permits = await acquire_each(self.permits, fixture_ids, max_wait=wait)
         outcome, delay = Outcome.FAILURE, None
@@ -217,7 +299,7 @@ class OpticOddsClient:
             response = await self._send(path, params, fixture_ids)
             result = self._parse(response, path, fixture_ids, parse, permits)
             outcome = Outcome.SUCCESS
-            return result
+            return result, response.content
         except UpstreamRateLimited as error:
             outcome, delay = Outcome.UPSTREAM_RATE_LIMITED, error.retry_after
             raise
@@ -252,8 +334,18 @@ class OpticOddsClient:
         parse: Callable[[object, str], T],
         permits: tuple[Permit, ...],
     ) -> OpticOddsResponse[T]:
+        return self._parse_body(response.content, path, fixture_ids, parse, permits)
+
+    def _parse_body(
+        self,
+        body: bytes,
+        path: str,
+        fixture_ids: Sequence[str],
+        parse: Callable[[object, str], T],
+        permits: tuple[Permit, ...],
+    ) -> OpticOddsResponse[T]:
         try:
-            return parse_envelope(response.json(), parse, permits)
+            return parse_envelope(json.loads(body), parse, permits)
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
             why = f"is not JSON ({error})"
         except ResponseShapeError as error:

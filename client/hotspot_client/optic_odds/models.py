@@ -263,7 +263,15 @@ class OpticOddsResponse(Generic[T]):
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
     """Envelope fields this client does not model."""
     permits: tuple[Permit, ...] = ()
-    """One per fixture for a fixture-specific call, in the order the fixtures were named."""
+    """One per fixture for a fixture-specific call, in the order the fixtures were named.
+
+    Empty for an answer read through the odds cache: its fetch took the permits."""
+    cached: bool = False
+    """Read through the odds cache (fresh from the upstream or not: see `age`)."""
+    age: float = 0.0
+    """Seconds since the upstream answered (0 for an uncached call)."""
+    stale: bool = False
+    """Past its freshness: served within the maximum staleness while a refresh runs or fails."""
 
 
 def parse_envelope(

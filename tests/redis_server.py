@@ -1,0 +1,123 @@
+"""A real redis-server for tests: started on a free loopback port, stopped after.
+
+    from tests.redis_server import redis_url  # the pytest fixture, in a conftest.py
+
+    def test_x(redis_url: str) -> None: ...
+
+`RedisServer` itself is a context manager for tests that stop and restart it.
+Tests that need it are skipped, with the reason, where redis-server is not installed
+(Debian's package `redis-server`; .ci/run installs it).
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+
+import pytest
+
+REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+START_TIMEOUT = 10.0
+
+
+def redis_server_missing() -> str | None:
+    """Why redis tests cannot run here, or None."""
+    if not Path(REDIS_SERVER).exists():
+        return "redis-server is not installed (apt-get install redis-server; .ci/run does)"
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class RedisServer:
+    """One redis-server process; `appendonly` keeps an AOF in `directory` (fsync always)."""
+
+    def __init__(
+        self, directory: Path, *, port: int | None = None, appendonly: bool = False
+    ) -> None:
+        self.directory = directory
+        self.port = port or _free_port()
+        self.appendonly = appendonly
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        argv = [
+            REDIS_SERVER,
+            *("--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.directory)),
+            *("--save", "", "--daemonize", "no", "--protected-mode", "yes"),
+            *("--logfile", str(self.directory / "redis.log")),
+        ]
+        if self.appendonly:
+            argv += ["--appendonly", "yes", "--appendfsync", "always"]
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + START_TIMEOUT
+        while not self._answers_ping():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                log = self.directory / "redis.log"
+                raise AssertionError(
+                    "redis-server did not start:\n" + (log.read_text() if log.exists() else "")
+                )
+            time.sleep(0.02)
+
+    def _answers_ping(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
+                s.sendall(b"PING\r\n")
+                return s.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL if it lingers; the port is free afterwards."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def __enter__(self) -> RedisServer:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A running redis-server of the test's own (no persistence)."""
+    missing = redis_server_missing()
+    if missing:
+        pytest.skip(missing)
+    with RedisServer(tmp_path / "redis") as server:
+        yield server
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    return redis_server.url

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+from pathlib import Path
 
 import grpc
 from google.protobuf.empty_pb2 import Empty
@@ -18,6 +19,7 @@ from hotspot_core.memory import MemoryBackend
 from hotspot_core.policy import PermitPolicy
 from hotspot_core.stats_feed import StatsFeed
 from hotspot_server.server import SERVER_OPTIONS
+from hotspot_server.store import open_state_store
 from hotspot_server.transport.grpc_servicer import PermitServicer
 
 EMPTY_METHOD = "/hotspot.bench.Empty/Ping"
@@ -27,8 +29,9 @@ async def _ping(request: Empty, context: grpc.aio.ServicerContext[Empty, Empty])
     return Empty()
 
 
-async def serve(port: int) -> None:
-    backend = MemoryBackend(PermitPolicy())
+async def serve(port: int, state_dir: Path | None) -> None:
+    store = open_state_store(state_dir) if state_dir is not None else None
+    backend = MemoryBackend(PermitPolicy(), store=store)
     server = grpc.aio.server(options=SERVER_OPTIONS)
     permits_pb2_grpc.add_PermitServiceServicer_to_server(
         PermitServicer(backend, StatsFeed(backend)), server
@@ -54,12 +57,17 @@ async def serve(port: int) -> None:
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     await stop.wait()
     await server.stop(0)
+    await backend.close()
+    if store is not None:
+        store.close()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, default=0)
-    asyncio.run(serve(parser.parse_args().port))
+    parser.add_argument("--state-dir", type=Path, help="keep state durable there (default: none)")
+    args = parser.parse_args()
+    asyncio.run(serve(args.port, args.state_dir))
 
 
 if __name__ == "__main__":

@@ -57,6 +57,11 @@ class AlertBoard:
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener)
 
+    def restore(self, fixture_id: str, at: float) -> None:
+        """A fixture found hot again after a restart: active, but neither logged nor announced
+        a second time (its alert was raised before the restart)."""
+        self._raised_at[fixture_id] = at
+
     def observe(self, fixture_id: str, calls_in_window: int, hot: bool, at: float) -> bool:
         """Note a fixture's count; returns whether it is hot now (with hysteresis)."""
         if not hot and calls_in_window >= self.threshold:

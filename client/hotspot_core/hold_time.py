@@ -22,24 +22,36 @@ SERVER_REFRESH = 16
 
 
 class HoldTimes:
-    """The last `size` hold times in a ring, and their nearest-rank 90th percentile."""
+    """The last `size` hold times in a ring, and their nearest-rank 90th percentile.
 
-    __slots__ = ("_count", "_refresh", "_samples", "estimate")
+    Every release adds a sample, but only forecasts (refusals, queued requests) read the
+    estimate: it is recomputed when read after a change, not on each release.
+    """
+
+    __slots__ = ("_count", "_estimate", "_refresh", "_samples", "_stale")
 
     def __init__(self, size: int = FIXTURE_SAMPLES, refresh: int = 1) -> None:
         self._samples = array("d", bytes(8 * size))
         self._count = 0
         self._refresh = refresh
-        self.estimate: float | None = None
-        """Seconds; None until the first release."""
+        self._stale = False
+        self._estimate: float | None = None
 
     def add(self, seconds: float) -> None:
         samples = self._samples
-        size = len(samples)
-        samples[self._count % size] = seconds if seconds > 0 else 0.0
+        samples[self._count % len(samples)] = seconds if seconds > 0 else 0.0
         self._count += 1
-        if self._count <= size or self._count % self._refresh == 0:
-            self.estimate = percentile(samples[: min(self._count, size)], HOLD_PERCENTILE)
+        if self._count <= len(samples) or self._count % self._refresh == 0:
+            self._stale = True
+
+    @property
+    def estimate(self) -> float | None:
+        """Seconds; None until the first release."""
+        if self._stale:
+            self._stale = False
+            size = len(self._samples)
+            self._estimate = percentile(self._samples[: min(self._count, size)], HOLD_PERCENTILE)
+        return self._estimate
 
 
 def percentile(values: array[float] | list[float], q: float) -> float:

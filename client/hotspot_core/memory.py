@@ -7,6 +7,7 @@ import heapq
 import logging
 import math
 from array import array
+from bisect import bisect_right, insort
 from collections.abc import Callable
 
 from hotspot_core.alerts import AlertBoard, AlertListener
@@ -38,6 +39,10 @@ SHUTDOWN_RETRY_AFTER = 1.0
 """Seconds a caller turned away by a shutdown should wait (another replica may answer sooner)."""
 MAX_CLIENT_ID = 128
 MAX_UPSTREAM_RETRY_AFTER = 3600.0
+LAZY_WRITE = 0.1
+"""Seconds a release or refund may wait to be written when no grant comes to carry it."""
+RESTORE_CHUNK = 5000
+"""Restored fixtures whose timers are armed per loop iteration after a restart."""
 _NEVER = -math.inf  # one shared float: `-math.inf` in __init__ would allocate one per fixture
 
 
@@ -125,6 +130,7 @@ class MemoryBackend:
         self._store = store
         self._dirty: dict[str, FixtureState | None] = {}
         self._batch: asyncio.Future[None] | None = None
+        self._lazy_write: asyncio.TimerHandle | None = None
         self._store_error: StoreUnavailable | None = None
         if store is not None:
             if store.unwritable_because is not None:
@@ -313,7 +319,7 @@ class MemoryBackend:
         fx.in_flight -= 1
         self._in_flight -= 1
         fx.window.refund(lease.granted_at)
-        self._changed(fx)
+        self._changed_lazily(fx)
 
     def _queue_emptied(self, fx: FixtureState) -> None:
         fx.waiters = None
@@ -489,7 +495,8 @@ class MemoryBackend:
             fx.timer = None
         if self._fixtures.pop(fx.fixture_id, None) is not None and self._store is not None:
             self._dirty[fx.fixture_id] = None
-            self._schedule_flush()
+            if self._batch is None and self._lazy_write is None:
+                self._lazy_write = asyncio.get_running_loop().call_later(LAZY_WRITE, self._flush)
 
     # -- Release and leases ----------------------------------------------------------------
 
@@ -536,7 +543,7 @@ class MemoryBackend:
             if outcome is Outcome.UPSTREAM_RATE_LIMITED:
                 asked = upstream_retry_after
                 self._pause(fx, now, self._policy.window if asked is None else asked)
-        self._changed(fx)
+        self._changed_lazily(fx)
         self._settle(fx, now)
         self._reschedule(fx, now)
         return False
@@ -602,7 +609,7 @@ class MemoryBackend:
                 "client_id": lease.client_id,
             },
         )
-        self._changed(fx)
+        self._changed_lazily(fx)
         now = self._clock.monotonic()
         self._settle(fx, now)
         self._reschedule(fx, now)
@@ -610,9 +617,19 @@ class MemoryBackend:
     # -- The durable store -----------------------------------------------------------------
 
     def _changed(self, fx: FixtureState) -> None:
+        """A grant: written before it is answered, with every grant of this loop iteration."""
         if self._store is not None:
             self._dirty[fx.fixture_id] = fx
             self._schedule_flush()
+
+    def _changed_lazily(self, fx: FixtureState) -> None:
+        """A change whose loss in a crash errs on the safe side (a release, a refund: the slot
+        would stay taken until lease end + window): written with the next grants, or within
+        LAZY_WRITE. A pause is written so too, and rediscovered from the upstream if lost."""
+        if self._store is not None:
+            self._dirty[fx.fixture_id] = fx
+            if self._batch is None and self._lazy_write is None:
+                self._lazy_write = asyncio.get_running_loop().call_later(LAZY_WRITE, self._flush)
 
     def _schedule_flush(self) -> None:
         if self._batch is None:
@@ -623,8 +640,13 @@ class MemoryBackend:
             loop.call_soon(self._flush)
 
     def _flush(self) -> None:
+        if self._lazy_write is not None:
+            self._lazy_write.cancel()
+            self._lazy_write = None
         batch, self._batch = self._batch, None
-        if batch is None or self._store is None:
+        if self._store is None or not self._dirty:
+            if batch is not None:
+                batch.set_result(None)
             return
         dirty = self._dirty
         self._dirty = {}
@@ -644,17 +666,20 @@ class MemoryBackend:
                     extra={"event": "store_failed", "reason": error.why},
                 )
             self._store_error = error
-            batch.set_exception(error)
-            batch.exception()  # retrieved here: a batch with no grant waiting on it is fine
+            if batch is not None:
+                batch.set_exception(error)
+                batch.exception()  # retrieved here: a batch with no grant waiting on it is fine
             return
         if self._store_error is not None:
             self._store_error = None
             logger.warning("state store writes again", extra={"event": "store_recovered"})
-        batch.set_result(None)
+        if batch is not None:
+            batch.set_result(None)
 
     def _record(self, fx: FixtureState, offset: float) -> FixtureRecord:
         return FixtureRecord(
             fixture_id=fx.fixture_id,
+            clock_id=self._clock.clock_id,
             clock_offset=offset,
             held=fx.window.held,
             released=fx.window.released,
@@ -670,19 +695,28 @@ class MemoryBackend:
         may have been sent, and nobody can release it now: it holds its slot until its lease
         end + window. What has left every window is dropped."""
         now = self._clock.monotonic()
+        clock_id = self._clock.clock_id
         offset = self._clock.to_wall(0.0)
         window_length = self._policy.window
         for record in records:
-            shift = record.clock_offset - offset  # its monotonic times, in this process's
-            leaves = [t + shift for t in record.released]
-            leaves += [t + shift + record.lease + window_length for t in record.held]
+            released = record.released
+            if record.clock_id != clock_id:  # another boot: through wall time
+                shift = record.clock_offset - offset
+                released = array("d", [t + shift for t in released])
+            else:
+                shift = 0.0  # one time base: the kept readings are valid as they are
+            if released and released[0] <= now:
+                del released[: bisect_right(released, now)]
+            for granted_at in record.held:
+                leaves = granted_at + shift + record.lease + window_length
+                if leaves > now:
+                    insort(released, leaves)
             paused_until = record.paused_until + shift
-            live = sorted(t for t in leaves if t > now)
-            if not live and paused_until <= now:
+            if not released and paused_until <= now:
                 self._dirty[record.fixture_id] = None  # nothing left: dropped from the store
                 continue
             fx = self._fixtures[record.fixture_id] = FixtureState(record.fixture_id, self)
-            fx.window.released = array("d", live)
+            fx.window.released = released
             fx.paused_until = paused_until if paused_until > now else _NEVER
             fx.calls_total = record.calls_total
             fx.rejected_total = record.rejected_total
@@ -690,18 +724,28 @@ class MemoryBackend:
             self._calls_total += record.calls_total
             self._rejected_total += record.rejected_total
             self._abandoned_total += record.abandoned_total
-            self._dirty[record.fixture_id] = fx  # rewritten in this process's time
+            # Not rewritten: its record stays true until the fixture changes.
 
-    def _start(self) -> None:
-        """Arm the restored fixtures' timers, raise their alerts, and write them back."""
+    def _start(self, pending: list[FixtureState] | None = None) -> None:
+        """Arm the restored fixtures' timers, a chunk per loop iteration: the server answers
+        meanwhile (every entry point settles its fixture first), and a restored hot fixture is
+        hot again without a second alert for it."""
+        if pending is None:
+            pending = list(self._fixtures.values())
         now = self._clock.monotonic()
         wall = self._clock.to_wall(now)
-        for fx in list(self._fixtures.values()):
+        threshold = self._alerts.threshold
+        for fx in pending[-RESTORE_CHUNK:]:
+            if self._fixtures.get(fx.fixture_id) is not fx:
+                continue
             self._settle(fx, now)
-            calls = len(fx.window)
-            if calls >= self._alerts.threshold and not fx.hot:
-                fx.hot = self._alerts.observe(fx.fixture_id, calls, False, wall)
+            if len(fx.window) >= threshold and not fx.hot:
+                fx.hot = True
+                self._alerts.restore(fx.fixture_id, wall)
             self._reschedule(fx, now)
+        del pending[-RESTORE_CHUNK:]
+        if pending:
+            asyncio.get_running_loop().call_soon(self._start, pending)
         if self._dirty:
             self._schedule_flush()
 
@@ -779,5 +823,5 @@ class MemoryBackend:
                 self._queue_emptied(fx)
         self._queue_depth = 0
         self._leases.close()
-        if self._batch is not None:
+        if self._dirty:
             self._flush()  # what changed last is kept too

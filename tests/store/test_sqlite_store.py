@@ -27,6 +27,7 @@ from hotspot_server.store.sqlite_store import DB_FILE
 def record(fixture_id: str, n: int = 3, paused_until: float = -math.inf) -> FixtureRecord:
     return FixtureRecord(
         fixture_id=fixture_id,
+        clock_id="test",
         clock_offset=1_800_000_000.0,
         held=array("d", [100.0 + i for i in range(n)]),
         released=array("d", [160.0 + i for i in range(n)]),

@@ -660,17 +660,7 @@ class RecordingStore:
             raise StoreUnavailable(self.failing)
         self.writes.append(([r.fixture_id for r in changed], list(forgotten)))
         for r in changed:
-            self.records[r.fixture_id] = FixtureRecord(
-                r.fixture_id,
-                r.clock_offset,
-                r.held[:],
-                r.released[:],
-                r.lease,
-                r.paused_until,
-                r.calls_total,
-                r.rejected_total,
-                r.abandoned_total,
-            )
+            self.records[r.fixture_id] = r._replace(held=r.held[:], released=r.released[:])
         for f in forgotten:
             self.records.pop(f, None)
 

@@ -69,16 +69,8 @@ class KeptRecords:
     def write(self, changed: Sequence[FixtureRecord], forgotten: Sequence[str]) -> None:
         for record in changed:
             # Copies: the backend's arrays keep changing after the write.
-            self.records[record.fixture_id] = FixtureRecord(
-                record.fixture_id,
-                record.clock_offset,
-                record.held[:],
-                record.released[:],
-                record.lease,
-                record.paused_until,
-                record.calls_total,
-                record.rejected_total,
-                record.abandoned_total,
+            self.records[record.fixture_id] = record._replace(
+                held=record.held[:], released=record.released[:]
             )
         for fixture_id in forgotten:
             self.records.pop(fixture_id, None)

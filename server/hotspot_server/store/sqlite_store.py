@@ -42,6 +42,7 @@ FREE_PAGES_KEPT = 256
 _SCHEMA = """
 CREATE TABLE fixtures (
     fixture_id TEXT PRIMARY KEY,
+    clock_id TEXT NOT NULL,
     clock_offset REAL NOT NULL,
     held BLOB NOT NULL,
     released BLOB NOT NULL,
@@ -52,7 +53,7 @@ CREATE TABLE fixtures (
     abandoned_total INTEGER NOT NULL
 ) WITHOUT ROWID
 """
-_UPSERT = "INSERT OR REPLACE INTO fixtures VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_UPSERT = "INSERT OR REPLACE INTO fixtures VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _DELETE = "DELETE FROM fixtures WHERE fixture_id = ?"
 _BIG_ENDIAN = sys.byteorder == "big"  # blobs are little-endian doubles on every machine
 
@@ -70,7 +71,8 @@ def _unpack(blob: bytes) -> array[float]:
     values = array("d", blob)
     if _BIG_ENDIAN:
         values.byteswap()
-    if any(not math.isfinite(v) for v in values):
+    # One sum in C rather than a test per value: an infinity or a NaN anywhere makes it non-finite.
+    if not math.isfinite(sum(values)):
         raise ValueError("a time that is not a finite number")
     return values
 
@@ -206,10 +208,22 @@ class SQLiteStore:
         bad = 0
         for row in conn.execute("SELECT * FROM fixtures"):
             try:
-                fixture_id, offset, held, released, lease, paused, calls, rejected, abandoned = row
+                (
+                    fixture_id,
+                    clock_id,
+                    offset,
+                    held,
+                    released,
+                    lease,
+                    paused,
+                    calls,
+                    rejected,
+                    abandoned,
+                ) = row
                 records.append(
                     FixtureRecord(
                         fixture_id=str(fixture_id),
+                        clock_id=str(clock_id),
                         clock_offset=float(offset),
                         held=_unpack(held),
                         released=_unpack(released),
@@ -271,6 +285,7 @@ class SQLiteStore:
         rows = [
             (
                 r.fixture_id,
+                r.clock_id,
                 r.clock_offset,
                 _pack(r.held),
                 _pack(r.released),
@@ -283,6 +298,9 @@ class SQLiteStore:
             for r in changed
         ]
         try:
+            if len(rows) == 1 and not forgotten:
+                conn.execute(_UPSERT, rows[0])  # a transaction of its own: one statement
+                return
             conn.execute("BEGIN")
             conn.executemany(_UPSERT, rows)
             if forgotten:

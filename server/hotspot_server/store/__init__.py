@@ -1,19 +1,19 @@
-"""The embedded default's durable state: a locked state dir holding a SQLite store."""
+"""The embedded default's durable state: a locked state dir holding a journal."""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
-from hotspot_server.store.sqlite_store import DEFAULT_FSYNC_INTERVAL, SQLiteStore
+from hotspot_server.store.journal_store import DEFAULT_FSYNC_INTERVAL, JournalStore
 from hotspot_server.store.state_dir import StateDir, StateDirLocked
 
-__all__ = ["DEFAULT_FSYNC_INTERVAL", "SQLiteStore", "StateDirLocked", "open_state_store"]
+__all__ = ["DEFAULT_FSYNC_INTERVAL", "JournalStore", "StateDirLocked", "open_state_store"]
 
 logger = logging.getLogger("hotspot.store")
 
 
-def open_state_store(path: Path, fsync_interval: float = DEFAULT_FSYNC_INTERVAL) -> SQLiteStore:
+def open_state_store(path: Path, fsync_interval: float = DEFAULT_FSYNC_INTERVAL) -> JournalStore:
     """Lock `path` and open its store, recovering what it can.
 
     Raises StateDirLocked when another server holds it. Anything else wrong with
@@ -23,7 +23,7 @@ def open_state_store(path: Path, fsync_interval: float = DEFAULT_FSYNC_INTERVAL)
     state_dir = StateDir(path)
     state_dir.acquire()
     try:
-        store = SQLiteStore(state_dir, fsync_interval)
+        store = JournalStore(state_dir, fsync_interval)
     except BaseException:
         state_dir.release()
         raise

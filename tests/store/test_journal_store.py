@@ -1,4 +1,4 @@
-"""The durable store on real files: round trips, bad stores, a locked dir, a full or read-only
+"""The durable store on real files: round trips, bad journals, a locked dir, a full or read-only
 file system (small tmpfs mounts), compaction."""
 
 from __future__ import annotations
@@ -6,8 +6,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-import shutil
-import sqlite3
+import struct
 import subprocess
 import time
 from array import array
@@ -20,8 +19,9 @@ from hotspot_core.errors import StoreUnavailable
 from hotspot_core.memory import MemoryBackend
 from hotspot_core.persistence import FixtureRecord
 from hotspot_core.policy import PermitPolicy
-from hotspot_server.store import SQLiteStore, StateDirLocked, open_state_store
-from hotspot_server.store.sqlite_store import DB_FILE
+from hotspot_server.store import JournalStore, StateDirLocked, open_state_store
+from hotspot_server.store.journal import MAGIC
+from hotspot_server.store.state_dir import StateDir
 
 
 def record(fixture_id: str, n: int = 3, paused_until: float = -math.inf) -> FixtureRecord:
@@ -62,39 +62,37 @@ def test_a_second_server_on_the_same_dir_is_refused(tmp_path: Path) -> None:
     open_state_store(tmp_path).close()  # the lock goes with its holder
 
 
+def journals(state: Path) -> list[Path]:
+    return sorted(state.glob("journal-*.log"))
+
+
 def test_a_garbage_file_is_set_aside_with_one_warning(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    (tmp_path / DB_FILE).write_bytes(os.urandom(8192))
+    (tmp_path / "journal-0000000001.log").write_bytes(os.urandom(8192))
     with caplog.at_level(logging.WARNING, "hotspot.store"):
         store = open_state_store(tmp_path)
     assert store.load() == []
-    store.write([record("a")], [])  # a fresh store beside the bad one
+    store.write([record("a")], [])  # a fresh journal beside the bad one
     store.close()
-    assert [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()] != []
     assert len(caplog.records) == 1
-    assert "could not be read" in caplog.records[0].getMessage()
-    assert list(tmp_path.glob(f"{DB_FILE}.unreadable-*"))
+    assert "is not a hotspot journal" in caplog.records[0].getMessage()
+    assert list(tmp_path.glob("journal-0000000001.log.unreadable-*"))
+    assert [r.fixture_id for r in open_state_store(tmp_path).load()] == ["a"]
 
 
-def test_a_store_of_another_format_is_set_aside(tmp_path: Path) -> None:
+def test_a_journal_of_another_format_is_set_aside(tmp_path: Path) -> None:
+    (tmp_path / "journal-0000000001.log").write_bytes(MAGIC + struct.pack("<H", 99))
     store = open_state_store(tmp_path)
-    store.write([record("a")], [])
+    assert store.load() == []
+    assert any("format 99" in d for d in store.dropped)
     store.close()
-    with sqlite3.connect(tmp_path / DB_FILE) as conn:
-        conn.execute("PRAGMA user_version = 99")
-    again = open_state_store(tmp_path)
-    assert again.load() == []
-    assert any("format 99" in d for d in again.dropped)
-    again.close()
 
 
-def test_unreadable_rows_are_dropped_and_the_rest_kept(tmp_path: Path) -> None:
+def test_unreadable_records_are_dropped_and_the_rest_kept(tmp_path: Path) -> None:
     store = open_state_store(tmp_path)
-    store.write([record("a"), record("b")], [])
+    store.write([record("a"), record("b")._replace(released=array("d", [math.nan]))], [])
     store.close()
-    with sqlite3.connect(tmp_path / DB_FILE) as conn:
-        conn.execute("UPDATE fixtures SET held = x'0102' WHERE fixture_id = 'b'")
     again = open_state_store(tmp_path)
     assert [r.fixture_id for r in again.load()] == ["a"]
     assert again.dropped == ["1 unreadable fixture record(s)"]
@@ -102,20 +100,25 @@ def test_unreadable_rows_are_dropped_and_the_rest_kept(tmp_path: Path) -> None:
 
 
 def test_a_torn_last_write_loses_only_that_write(tmp_path: Path) -> None:
-    live = tmp_path / "live"
-    store = open_state_store(live, fsync_interval=3600)  # nothing checkpointed: all in the WAL
+    store = open_state_store(tmp_path, fsync_interval=3600)
     store.write([record("first")], [])
     store.write([record("second")], [])
-    crashed = tmp_path / "crashed"  # the files as a machine crash mid-write would leave them
-    crashed.mkdir()
-    for name in (DB_FILE, f"{DB_FILE}-wal"):
-        shutil.copy(live / name, crashed / name)
     store.close()
-    wal = crashed / f"{DB_FILE}-wal"
-    os.truncate(wal, wal.stat().st_size - 100)
-    again = open_state_store(crashed)
+    (journal,) = journals(tmp_path)
+    os.truncate(journal, journal.stat().st_size - 100)  # as a machine crash mid-write may leave it
+    again = open_state_store(tmp_path)
     assert [r.fixture_id for r in again.load()] == ["first"]
-    assert any("torn last write" in d for d in again.dropped)
+    assert any("torn write" in d for d in again.dropped)
+    again.close()
+
+
+def test_forgotten_fixtures_stay_forgotten(tmp_path: Path) -> None:
+    store = open_state_store(tmp_path)
+    store.write([record("a"), record("b")], [])
+    store.write([], ["a"])
+    store.close()
+    again = open_state_store(tmp_path)
+    assert [r.fixture_id for r in again.load()] == ["b"]
     again.close()
 
 
@@ -125,7 +128,7 @@ async def test_a_backend_restores_what_the_store_kept(tmp_path: Path) -> None:
     for _ in range(2):
         await first.acquire("f")
     store = first._store
-    assert isinstance(store, SQLiteStore)
+    assert isinstance(store, JournalStore)
     store.close()  # as a crash would: the backend never closes
     second = MemoryBackend(policy, store=open_state_store(tmp_path))
     row = (await second.stats(_view("f"))).fixtures[0]
@@ -199,15 +202,23 @@ async def test_a_read_only_state_dir_keeps_its_windows_and_refuses_grants(small_
     again.close()
 
 
-def test_the_file_follows_live_state_not_history(tmp_path: Path) -> None:
-    store = open_state_store(tmp_path, fsync_interval=0.05)
-    ids = [f"fixture-{i:05d}" for i in range(5000)]
-    store.write([record(f, n=25) for f in ids], [])
-    time.sleep(0.3)
-    full = (tmp_path / DB_FILE).stat().st_size
-    store.write([], ids)  # every fixture went idle
+def test_the_files_follow_live_state_not_history(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state_dir = StateDir(state)
+    state_dir.acquire()
+    store = JournalStore(state_dir, fsync_interval=0.05, journal_bytes=64 << 10)
+    live = [record(f"fixture-{i:03d}", n=25) for i in range(50)]  # about 22 KB of live state
+    for _ in range(200):  # about 4 MB of history
+        store.write(live, [])
     deadline = time.monotonic() + 5
-    while (tmp_path / DB_FILE).stat().st_size > full / 4:
-        assert time.monotonic() < deadline, "the freed pages were never given back"
+    while sum(p.stat().st_size for p in state.iterdir()) > 300 << 10:
+        assert time.monotonic() < deadline, sorted(p.name for p in state.iterdir())
         time.sleep(0.05)
+    store.write([], [r.fixture_id for r in live[:25]])
     store.close()
+    again = open_state_store(state)
+    kept = again.load()
+    assert sorted(r.fixture_id for r in kept) == [r.fixture_id for r in live[25:]]
+    assert again.dropped == []
+    assert list(state.glob("snapshot-*.log"))
+    again.close()

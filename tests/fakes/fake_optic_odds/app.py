@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from starlette.applications import Starlette
@@ -34,6 +35,8 @@ class FakeSettings:
     window: float = 60.0
     latency: float = 0.0
     """Seconds every data call takes to answer after it arrived (and was counted)."""
+    fixtures: list[dict[str, Any]] = field(default_factory=list)
+    """Fixtures to list from the start, as POST /_fake/fixtures takes them."""
 
 
 @dataclass
@@ -112,6 +115,9 @@ class FakeOpticOdds:
         self.limit = FixtureCallLimit(settings.limit, settings.window)
         self.unauthorized = 0
         self.faults: list[Fault] = []
+        self.listed: dict[str, dict[str, Any]] = {}
+        """Fixtures a test put in the listing (POST /_fake/fixtures), by id, in order."""
+        self._list(settings.fixtures)
 
     def endpoint(self, handler: Endpoint) -> Endpoint:
         """A data endpoint: the key is checked first, then any scripted fault answers."""
@@ -162,7 +168,7 @@ class FakeOpticOdds:
     def _fixture_with_odds(
         self, fixture_id: str, book_ids: list[str], market_ids: list[str], odds_format: str
     ) -> dict[str, Any]:
-        fx = catalogue.fixture(fixture_id)
+        fx = self._fixture(fixture_id)
         odds = [_priced(o, odds_format) for o in catalogue.odds(fx, book_ids, market_ids)]
         return {**fx, "odds": odds}
 
@@ -197,14 +203,46 @@ class FakeOpticOdds:
     async def fixture_results(self, request: Request) -> Response:
         fixture_ids = _values(request, "fixture_id", at_most=MAX_RESULT_FIXTURES)
         headers = self._admit(fixture_ids)
-        data = [catalogue.result(catalogue.fixture(f)) for f in fixture_ids]
+        data = [catalogue.result(self._fixture(f)) for f in fixture_ids]
         return JSONResponse({"data": data}, headers=headers)
+
+    def _fixture(self, fixture_id: str) -> dict[str, Any]:
+        """A listed fixture as the test set it, else the one derived from its id."""
+        return self.listed.get(fixture_id) or catalogue.fixture(fixture_id)
+
+    def _list(self, fixtures: list[dict[str, Any]]) -> None:
+        """Put fixtures in the listing, each over what its id derives (fields not given)."""
+        for given in fixtures:
+            if not isinstance(given, dict) or not isinstance(given.get("id"), str):
+                raise UpstreamError(400, "each fixture needs a string id")
+            start = given.get("start_date")
+            if start is not None:
+                try:
+                    datetime.fromisoformat(start)
+                except (TypeError, ValueError):
+                    raise UpstreamError(400, f"start_date is not ISO 8601: {start!r}") from None
+            base = self.listed.get(given["id"]) or catalogue.fixture(given["id"])
+            fixture = {**base, **given}
+            fixture["is_live"] = fixture["status"] in catalogue.LIVE_STATUSES
+            self.listed[given["id"]] = fixture
 
     async def fixtures(self, request: Request) -> Response:
         """Not fixture-specific: no per-fixture limit applies."""
         query = request.query_params
-        ids = query.getlist("id") or list(catalogue.SEEDED_FIXTURE_IDS)
-        rows = [catalogue.fixture(f) for f in ids]
+        default_ids = list(self.listed) or list(catalogue.SEEDED_FIXTURE_IDS)
+        rows = [self._fixture(f) for f in query.getlist("id") or default_ids]
+        if request.url.path.endswith("/active"):
+            rows = [r for r in rows if r["status"] not in catalogue.FINAL_STATUSES]
+        for key in ("start_date_after", "start_date_before"):
+            if key in query:
+                try:
+                    bound = datetime.fromisoformat(query[key])
+                except ValueError:
+                    raise UpstreamError(400, f"{key} must be an ISO 8601 time") from None
+                if key == "start_date_after":
+                    rows = [r for r in rows if _start(r) >= bound]
+                else:
+                    rows = [r for r in rows if _start(r) <= bound]
         for key in ("sport", "league"):
             if key in query:
                 rows = [r for r in rows if r[key]["id"] == query[key]]
@@ -230,7 +268,23 @@ class FakeOpticOdds:
         self.limit.reset()
         self.unauthorized = 0
         self.faults.clear()
+        self.listed.clear()
         return Response(status_code=204)
+
+    async def set_fixtures(self, request: Request) -> Response:
+        """Test hook: POST a list of fixtures (each with an `id`; other fields as in /fixtures)
+        to list them, or change them (a reschedule, a status); DELETE empties the listing."""
+        if request.method == "DELETE":
+            self.listed.clear()
+            return Response(status_code=204)
+        try:
+            body = await request.json()
+        except ValueError:
+            raise UpstreamError(400, "not JSON") from None
+        if not isinstance(body, list):
+            raise UpstreamError(400, "expected a list of fixtures")
+        self._list(body)
+        return JSONResponse({"data": list(self.listed.values())})
 
     async def add_fault(self, request: Request) -> Response:
         """Test hook: POST {"status", "body", "delay", "times"} (all optional)."""
@@ -240,6 +294,10 @@ class FakeOpticOdds:
             raise UpstreamError(400, f"not a fault: {error}") from None
         self.faults.append(fault)
         return Response(status_code=204)
+
+
+def _start(row: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(row["start_date"])
 
 
 def create_app(settings: FakeSettings | None = None) -> Starlette:
@@ -256,12 +314,14 @@ def create_app(settings: FakeSettings | None = None) -> Starlette:
     app = Starlette(
         routes=[
             Route("/fixtures", fake.endpoint(fake.fixtures)),
+            Route("/fixtures/active", fake.endpoint(fake.fixtures)),
             Route("/fixtures/odds", fake.endpoint(fake.fixture_odds)),
             Route("/fixtures/odds/historical", fake.endpoint(fake.historical_odds)),
             Route("/fixtures/results", fake.endpoint(fake.fixture_results)),
             Route("/_fake/stats", fake.stats),
             Route("/_fake/reset", fake.reset, methods=["POST"]),
             Route("/_fake/fault", fake.add_fault, methods=["POST"]),
+            Route("/_fake/fixtures", fake.set_fixtures, methods=["POST", "DELETE"]),
         ],
         exception_handlers={UpstreamError: upstream_error, HTTPException: http_error},
     )

@@ -14,7 +14,9 @@ from typing import Any
 JSON = dict[str, Any]
 
 SEEDED_FIXTURE_IDS = ("20260831B2BB37AB", "2026090120B43D21", "20260902A7C1E0F4")
-"""What GET /fixtures lists when no id is asked for."""
+"""What GET /fixtures lists when no id is asked for (and no test listed its own)."""
+LIVE_STATUSES = frozenset({"live", "half"})
+FINAL_STATUSES = frozenset({"completed", "cancelled"})
 
 SPORTSBOOKS = {
     "draftkings": "DraftKings",

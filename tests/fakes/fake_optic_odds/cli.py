@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
-from fake_optic_odds.app import FakeSettings
+from fake_optic_odds.app import FakeSettings, UpstreamError
 from fake_optic_odds.server import FakeOpticOddsServer
 from hotspot_core.durations import parse_duration
 from hotspot_server.settings import parse_address
@@ -32,6 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--latency", default="0s", help="time each data call takes to answer, e.g. 150ms"
     )
+    parser.add_argument(
+        "--fixtures",
+        type=Path,
+        help="JSON file: a list of fixtures to list from the start (as POST /_fake/fixtures)",
+    )
     return parser
 
 
@@ -45,9 +52,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             limit=args.limit,
             window=parse_duration(args.window),
             latency=parse_duration(args.latency),
+            fixtures=json.loads(args.fixtures.read_text()) if args.fixtures else [],
         )
         server = FakeOpticOddsServer(settings, args.listen)
-    except (ValueError, OSError) as error:
+    except (ValueError, OSError, UpstreamError) as error:
         parser.error(str(error))
     print(
         f"fake Optic Odds ready on {server.base_url} "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import heapq
 import logging
 import math
@@ -821,6 +822,12 @@ class MemoryBackend:
 
     def subscribe_alerts(self, listener: AlertListener) -> Callable[[], None]:
         return self._alerts.subscribe(listener)
+
+    def set_alert_ratio(self, alert_ratio: float) -> None:
+        """A new alert ratio, live (SIGHUP): fixtures are judged by it from their next change."""
+        self._policy = dataclasses.replace(self._policy, alert_ratio=alert_ratio)
+        self._alerts.threshold = self._policy.raise_at
+        self._alerts.clear_below = self._policy.clear_below
 
     # -- Shutdown --------------------------------------------------------------------------
 

@@ -42,7 +42,7 @@ async def test_waiters_whose_deadline_passed_during_a_stop_get_no_grant() -> Non
             server.proc.send_signal(signal.SIGCONT)
             answers = await asyncio.gather(*waiters, return_exceptions=True)
             totals = (await stub.Stats(pb.StatsRequest())).totals
-            fresh = await stub.Acquire(pb.AcquireRequest(fixture_id="f"), timeout=0.5)
+            fresh = await stub.Acquire(pb.AcquireRequest(fixture_id="f"), timeout=5)
     finally:
         server.stop()
     granted = [a for a in answers if isinstance(a, pb.AcquireResponse)]

@@ -202,10 +202,6 @@ def test_sighup_reloads_what_can_change_live_and_names_the_rest(
             process.proc.wait()
 
 
-@pytest.mark.xfail(
-    reason="the memory backend has no set_alert_ratio yet (AlertRatioTunable): kept until restart",
-    strict=False,
-)
 def test_sighup_moves_the_alert_threshold(tmp_path: Path) -> None:
     config = tmp_path / "hotspot.toml"
     config.write_text('limit = 5\nwindow = "30s"\n')

@@ -4,6 +4,10 @@
     GET /odds?fixture_id=A&fixture_id=B&sportsbook=...     (up to 5 fixtures, one permit each)
     (both also take max_wait=0|500ms|2s to wait less for permits)
     GET /healthz
+    GET /metrics   (the odds cache's counters, per endpoint)
+
+With CACHE_URL set, reads go through the odds cache: the answer says its "cache"
+age and staleness, with Age and Cache-Control headers.
 
 Run it with `uvicorn --factory examples.odds_gateway.app:create_app` from the
 repository root; examples/odds_gateway/README.md has the whole demo.
@@ -16,6 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -35,14 +40,22 @@ from hotspot_client.optic_odds import (
     UpstreamRateLimited,
     UpstreamTimeout,
 )
+from hotspot_client.optic_odds.cache import CacheMetrics, Freshness, FreshnessRules, OddsCache
+from hotspot_client.optic_odds.cache.prometheus import CacheCollector
 from hotspot_core.durations import parse_duration
 
 Handler = Callable[[Request, Exception], Awaitable[Response]]
 
 
+CACHED_ENDPOINTS = ("fixtures/odds", "fixtures/odds/historical", "fixtures/results")
+
+
 def _odds_body(response: OpticOddsResponse[FixtureOdds]) -> dict[str, Any]:
     return {
         "data": [fixture.to_json() for fixture in response.data],
+        "cache": (
+            {"age": round(response.age, 3), "stale": response.stale} if response.cached else None
+        ),
         # How each permit was granted: callers (and the end-to-end tests) can see the queue.
         "permits": [
             {
@@ -80,13 +93,36 @@ async def _odds_response(call: Awaitable[OpticOddsResponse[FixtureOdds]]) -> Res
             {"error": "upstream_failed", "upstream_status": upstream, "message": str(error)},
             status_code=status,
         )
-    return JSONResponse(_odds_body(response))
+    return JSONResponse(_odds_body(response), headers=_cache_headers(response))
+
+
+def _cache_headers(response: OpticOddsResponse[FixtureOdds]) -> dict[str, str]:
+    """RFC 9111: an answer whose Age passed its max-age is stale, and says so."""
+    if not response.cached:
+        return {}
+    return {
+        "Age": str(int(response.age)),
+        "Cache-Control": f"max-age={int(response.fresh_for)}",
+    }
+
+
+def _odds_cache(config: GatewaySettings, metrics: CacheMetrics) -> OddsCache | None:
+    if not config.cache_url:
+        return None
+    freshness = FreshnessRules(
+        live_odds=Freshness(config.cache_live_fresh, config.cache_live_max_stale),
+        pregame_odds=Freshness(config.cache_pregame_fresh, config.cache_pregame_max_stale),
+    )
+    return OddsCache.from_url(config.cache_url, freshness=freshness, metrics=metrics)
 
 
 def create_app(settings: GatewaySettings | None = None) -> Starlette:
     """The gateway; without settings, they come from the environment."""
     config = settings or GatewaySettings.from_env(os.environ)
     clients: dict[str, OpticOddsClient] = {}
+    cache_metrics = CacheMetrics()
+    registry = CollectorRegistry()
+    registry.register(CacheCollector(cache_metrics, CACHED_ENDPOINTS))
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -101,6 +137,7 @@ def create_app(settings: GatewaySettings | None = None) -> Starlette:
             ),
             retry=UnavailableRetry(give_up_after=config.hotspot_retry_for),
         )
+        cache = _odds_cache(config, cache_metrics)
         async with (
             permits,
             OpticOddsClient(
@@ -109,10 +146,15 @@ def create_app(settings: GatewaySettings | None = None) -> Starlette:
                 base_url=config.optic_odds_base_url,
                 timeout=config.optic_odds_timeout,
                 max_wait=config.hotspot_max_wait,
+                cache=cache,
             ) as odds,
         ):
             clients["odds"] = odds
-            yield
+            try:
+                yield
+            finally:
+                if cache is not None:
+                    await cache.close()
 
     async def odds(request: Request) -> Response:
         """One fixture from the path, or several from `fixture_id` query parameters.
@@ -141,6 +183,9 @@ def create_app(settings: GatewaySettings | None = None) -> Starlette:
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
+    async def metrics(request: Request) -> Response:
+        return Response(generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
     handlers: dict[Any, Handler] = {
         OpticOddsRequestInvalid: _bad_request,
         InvalidArgument: _bad_request,
@@ -150,6 +195,7 @@ def create_app(settings: GatewaySettings | None = None) -> Starlette:
             Route("/fixtures/{fixture_id}/odds", odds),
             Route("/odds", odds),
             Route("/healthz", healthz),
+            Route("/metrics", metrics),
         ],
         middleware=[
             Middleware(

@@ -37,6 +37,16 @@ class GatewaySettings:
     """... its length in seconds, ..."""
     fallback_queue: int = 100
     """... and its queue."""
+    cache_url: str = ""
+    """The odds cache: memory:// (this process) or redis://HOST:PORT/DB (shared); empty: off."""
+    cache_live_fresh: float = 3.0
+    """Seconds live odds are served fresh, ..."""
+    cache_live_max_stale: float = 30.0
+    """... and how long past that they may be served stale while refreshes fail."""
+    cache_pregame_fresh: float = 60.0
+    """The same for pre-game odds (never fresh past kick-off), ..."""
+    cache_pregame_max_stale: float = 300.0
+    """... and their maximum staleness."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> GatewaySettings:
@@ -56,6 +66,11 @@ class GatewaySettings:
             "fallback_limit": int,
             "fallback_window": parse_duration,
             "fallback_queue": int,
+            "cache_url": str,
+            "cache_live_fresh": parse_duration,
+            "cache_live_max_stale": parse_duration,
+            "cache_pregame_fresh": parse_duration,
+            "cache_pregame_max_stale": parse_duration,
         }
         for name, parse in parsers.items():
             raw = env.get(name.upper())

@@ -278,7 +278,12 @@ class OpticOddsClient:
         order = {f: i for i, f in enumerate(fixture_ids)}
         data = sorted(result.data, key=lambda d: order.get(getattr(d, "id", ""), len(order)))
         return dataclasses.replace(
-            result, data=data, cached=True, age=served.age, stale=served.stale
+            result,
+            data=data,
+            cached=True,
+            age=served.age,
+            stale=served.stale,
+            fresh_for=served.entry.fresh_for,
         )
 
     # -- Under permits ---------------------------------------------------------------------

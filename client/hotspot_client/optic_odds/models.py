@@ -272,6 +272,8 @@ class OpticOddsResponse(Generic[T]):
     """Seconds since the upstream answered (0 for an uncached call)."""
     stale: bool = False
     """Past its freshness: served within the maximum staleness while a refresh runs or fails."""
+    fresh_for: float = 0.0
+    """Seconds after the upstream answered during which a cached answer is fresh."""
 
 
 def parse_envelope(

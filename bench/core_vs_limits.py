@@ -91,7 +91,7 @@ def hotspot_decision(n: int) -> float:
         window.prune(now)
         if len(window) >= LIMIT:
             raise AssertionError("refused an uncontended decision")
-        window.record(now + WINDOW)
+        window.record(now)
     return (time.perf_counter() - t) / n
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from bench import (
     core_vs_limits,
+    durable_store,
     fixture_memory,
     grpc_throughput,
     overflow_burst,
@@ -305,6 +306,104 @@ async def section_d(summary: Summary) -> list[str]:
     ]
 
 
+async def section_f(rounds: int, seconds: float, summary: Summary) -> list[str]:
+    lines = [
+        "## (f) The durable store (issue 7)",
+        "",
+        "Acquire+Release as in (a), on two bench servers in their own processes, one keeping "
+        "its state in a journal (`--state-dir`, fsync every second in the background) and one "
+        "keeping none, each against an empty RPC on its own stack, measured back to back in "
+        f"every round; {seconds:g} s per phase. `ratio` = permit RPCs/s over empty RPCs/s "
+        "(target with the store on: >= 0.85).",
+        "",
+    ]
+    for concurrency in (1, 16):
+        values = await durable_store.throughput(rounds, seconds, concurrency)
+        on = median([v["on_ratio"] for v in values])
+        summary.append(
+            [
+                f"(f) Acquire+Release, store on, vs empty RPC, concurrency {concurrency}",
+                ">= 0.85",
+                f"{on:.2f}",
+                _met(on >= 0.85),
+            ]
+        )
+        summary.append(
+            [
+                f"(f) ... store off, concurrency {concurrency}",
+                "",
+                f"{median([v['off_ratio'] for v in values]):.2f}",
+                "",
+            ]
+        )
+
+        def two(x: float) -> str:
+            return f"{x:.2f}"
+
+        def whole(x: float) -> str:
+            return f"{x:.0f}"
+
+        columns: list[tuple[str, str, Callable[[float], str]]] = [
+            ("empty_rps", "empty RPC/s", whole),
+            ("off_rps", "permit RPC/s, store off", whole),
+            ("on_rps", "permit RPC/s, store on", whole),
+            ("off_ratio", "ratio, off", two),
+            ("on_ratio", "ratio, on", two),
+            ("off_cpu", "server CPU us/RPC, off", whole),
+            ("on_cpu", "server CPU us/RPC, on", whole),
+            ("on_p99", "p99 ms, on", two),
+        ]
+        lines += [f"Concurrency {concurrency}:", ""]
+        lines += _table(
+            ["", *(title for _, title, _ in columns)], _rounds_and_median(values, columns)
+        )
+        lines.append("")
+    restart = durable_store.restart_to_ready(100_000, 50)
+    summary.append(
+        [
+            "(f) restart to ready, 100,000 fixtures with full windows",
+            "<= 2 s",
+            f"{restart['ready_s']:.2f} s",
+            _met(restart["ready_s"] <= 2),
+        ]
+    )
+    summary.append(
+        ["(f) store on disk per such fixture", "", f"{restart['bytes_per_fixture']:.0f} B", ""]
+    )
+    choice = durable_store.journal_or_sqlite()
+    lines += [
+        "Restart: a state dir holding 100,000 fixtures, each with a full window of 50 grants, "
+        f"kept by a server on this boot: `hotspot-server` ready in **{restart['ready_s']:.2f} s** "
+        "(process start, journal read, windows restored; timers are armed in chunks after "
+        f"ready). On disk: {restart['bytes_per_fixture']:.0f} bytes per fixture.",
+        "",
+        "Why a journal: one batch write of 10 changed fixtures (the fixtures changed in one loop "
+        "iteration), 1,000 batches, and a full restore of 100,000 fixtures:",
+        "",
+        *_table(
+            ["store", "batch write (us)", "restore of 100,000 (s)"],
+            [
+                [
+                    "append-only journal (hotspot)",
+                    f"{choice['journal_batch_us']:.1f}",
+                    f"{choice['journal_restore_s']:.2f}",
+                ],
+                [
+                    "SQLite WAL, a row per fixture",
+                    f"{choice['sqlite_batch_us']:.1f}",
+                    f"{choice['sqlite_restore_s']:.2f}",
+                ],
+            ],
+        ),
+        "",
+        "SQLite rewrites a 4 KiB page per changed fixture into its WAL; the journal appends "
+        "about 460 bytes. SQLite's restore figure only reads the blobs; the journal's checks "
+        "every record's CRC and decodes it into the records the backend restores.",
+        "",
+    ]
+    return lines
+
+
 async def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=5)
@@ -330,6 +429,7 @@ async def main(argv: Sequence[str] | None = None) -> None:
         section_b(args.rounds, args.calls, summary),
         section_c(args.rounds, summary),
         section_e(args.seconds * 6, summary),
+        section_f(args.rounds, args.seconds, summary),
     ]
     if not args.skip_memory:
         sections.append(section_d(summary))

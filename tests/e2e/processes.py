@@ -112,13 +112,16 @@ def permit_server(*flags: str, listen: str = "127.0.0.1:0") -> ServiceProcess:
     )
 
 
-def fake_optic_odds(limit: int, window: str, latency: str = "0s") -> ServiceProcess:
+def fake_optic_odds(
+    limit: int, window: str, latency: str = "0s", fixtures: Path | None = None
+) -> ServiceProcess:
     return ServiceProcess(
         "fake-optic-odds",
         [
             *(sys.executable, "-m", "fake_optic_odds", "--listen", "127.0.0.1:0"),
             *("--limit", str(limit), "--window", window, "--api-key", API_KEY),
             *("--latency", latency),
+            *(("--fixtures", str(fixtures)) if fixtures else ()),
         ],
         ready=r"ready on (?P<address>http://[\d.]+:\d+)",
     )
@@ -139,4 +142,20 @@ def odds_gateway(permit_target: str, optic_odds_url: str, **env: str) -> Service
             **env,
         },
         ready=r"Uvicorn running on (?P<address>http://[\d.]+:\d+)",
+    )
+
+
+def warmer(
+    permit_target: str, optic_odds_url: str, cache_url: str, config: Path, warmer_id: str
+) -> ServiceProcess:
+    """hotspot-warmer run, its /status on a port of its own."""
+    return ServiceProcess(
+        f"hotspot-warmer-{warmer_id}",
+        [
+            *(sys.executable, "-m", "hotspot_warmer", "run", "--config", str(config)),
+            *("--optic-odds-url", optic_odds_url, "--api-key", API_KEY),
+            *("--hotspot-target", permit_target, "--cache-url", cache_url),
+            *("--http", "127.0.0.1:0", "--warmer-id", warmer_id),
+        ],
+        ready=r"hotspot-warmer ready: http on (?P<address>[\d.]+:\d+)",
     )

@@ -3,7 +3,8 @@
     .venv/bin/python -m bench.warming_pressure      # about 90 s; needs redis-server
 
 Not yet part of `make bench` (bench/run.py is being reworked); its table is in
-docs/benchmarks.md, section (f).
+docs/benchmarks.md, section (g). `make bench` rewrites that file: this must join
+bench/run.py for the section to stay.
 """
 
 from __future__ import annotations

@@ -29,8 +29,12 @@ class PermitBackend(Protocol):
         budget: float = math.inf,
         client_id: str = "",
         request_id: str = "",
+        caller: str = "",
     ) -> Grant:
         """Grant now, or wait in the fixture's queue, or raise a PermitError at once.
+
+        `caller` is who asks (an authenticated name, else where the call came from): the
+        permit belongs to it, and its quotas (fixtures brought in, requests waiting) apply.
 
         `budget` is how long the caller can wait (seconds); the policy's max_wait
         caps it. Cancelling the awaiting task means the acquire did not happen: it
@@ -39,8 +43,9 @@ class PermitBackend(Protocol):
         """
         ...
 
-    def permit_for_request(self, request_id: str) -> str:
-        """The permit granted to the Acquire that named `request_id`; PermitNotFound if none."""
+    def permit_for_request(self, request_id: str, caller: str = "") -> str:
+        """The caller's permit granted to the Acquire that named `request_id`; PermitNotFound
+        if none is in flight."""
         ...
 
     async def release(
@@ -48,8 +53,11 @@ class PermitBackend(Protocol):
         permit_id: str,
         outcome: Outcome = Outcome.SUCCESS,
         upstream_retry_after: float | None = None,
+        *,
+        caller: str = "",
     ) -> bool:
-        """End a permit's lease. Returns True if it had already been released."""
+        """End a permit's lease. Returns True if it had already been released. Only the caller
+        that acquired the permit may release it: to anyone else it is PermitNotFound."""
         ...
 
     async def stats(self, view: StatsView) -> StatsSnapshot: ...

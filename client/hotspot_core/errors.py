@@ -174,7 +174,13 @@ class TooManyFixtures(PermitRefused):
     reason = "TOO_MANY_FIXTURES"
 
     def __init__(
-        self, *, fixture_id: str, retry_after: float, limit: int, max_fixtures: int
+        self,
+        *,
+        fixture_id: str,
+        retry_after: float,
+        limit: int,
+        max_fixtures: int,
+        caller: str | None = None,
     ) -> None:
         super().__init__(
             fixture_id=fixture_id,
@@ -184,9 +190,50 @@ class TooManyFixtures(PermitRefused):
             limit=limit,
         )
         self.max_fixtures = max_fixtures
+        self.caller = caller
+        """Set when it is the caller's own quota (--max-fixtures-per-caller) that is spent."""
 
     def __str__(self) -> str:
+        if self.caller is not None:
+            return (
+                f"this caller already brought in the maximum of {self.max_fixtures} fixtures "
+                f"still tracked (--max-fixtures-per-caller); fixture {self.fixture_id!r} cannot "
+                "be added until one of them goes idle"
+            )
         return (
             f"already tracking the maximum of {self.max_fixtures} fixtures (--max-fixtures); "
             f"fixture {self.fixture_id!r} cannot be added until one goes idle"
+        )
+
+
+class CallerQueueFull(PermitRefused):
+    """The caller already has its maximum of requests waiting, across all fixtures."""
+
+    reason = "CALLER_QUEUE_FULL"
+
+    def __init__(
+        self,
+        *,
+        fixture_id: str,
+        retry_after: float,
+        estimated_wait: float,
+        queue_depth: int,
+        limit: int,
+        caller: str,
+        capacity: int,
+    ) -> None:
+        super().__init__(
+            fixture_id=fixture_id,
+            retry_after=retry_after,
+            estimated_wait=estimated_wait,
+            queue_depth=queue_depth,
+            limit=limit,
+        )
+        self.caller = caller
+        self.capacity = capacity
+
+    def __str__(self) -> str:
+        return (
+            f"this caller already has the maximum of {self.capacity} requests waiting "
+            f"(--max-waiters-per-caller); retry in {self.retry_after:.3f}s"
         )

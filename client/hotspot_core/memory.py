@@ -14,6 +14,7 @@ from collections.abc import Callable
 from hotspot_core.alerts import AlertBoard, AlertListener
 from hotspot_core.clock import Clock, LoopClock, Timer
 from hotspot_core.errors import (
+    CallerQueueFull,
     InvalidArgument,
     PermitNotFound,
     PermitRefused,
@@ -27,6 +28,7 @@ from hotspot_core.fixture_id import check_fixture_id
 from hotspot_core.grants import Grant, Outcome
 from hotspot_core.hold_time import SERVER_REFRESH, SERVER_SAMPLES, HoldTimes, expected_hold
 from hotspot_core.leases import LeaseBook, PermitLease
+from hotspot_core.log_summary import LogSummary
 from hotspot_core.persistence import FixtureRecord, StateStore
 from hotspot_core.policy import PermitPolicy
 from hotspot_core.request_id import check_request_id
@@ -39,6 +41,8 @@ logger = logging.getLogger("hotspot.permits")
 SHUTDOWN_RETRY_AFTER = 1.0
 """Seconds a caller turned away by a shutdown should wait (another replica may answer sooner)."""
 MAX_CLIENT_ID = 128
+MAX_PERMIT_ID = 64
+"""Permit ids are 22 characters; a longer one is not ours, and is not even looked up."""
 MAX_UPSTREAM_RETRY_AFTER = 3600.0
 LAZY_WRITE = 0.1
 """Seconds a release or refund may wait to be written when no grant comes to carry it."""
@@ -67,6 +71,7 @@ class FixtureState:
         "holds",
         "hot",
         "in_flight",
+        "introduced_by",
         "owner",
         "paused_until",
         "rejected_total",
@@ -90,6 +95,8 @@ class FixtureState:
         self.paused_until = _NEVER
         self.hot = False
         self.timer: Timer | None = None
+        self.introduced_by = ""
+        """The caller whose request made the fixture tracked (its per-caller quota)."""
 
     def queue_depth(self) -> int:
         return len(self.waiters) if self.waiters is not None else 0
@@ -127,6 +134,17 @@ class MemoryBackend:
         self._clock: Clock = clock or LoopClock()
         self._fixtures: dict[str, FixtureState] = {}
         self._leases = LeaseBook(self._clock, self._abandoned)
+        # Callers cause these lines: one per fixture and minute, the rest counted.
+        self._abandoned_log = LogSummary(
+            self._clock,
+            logger,
+            what="permits abandoned",
+            key_name="fixture_id",
+            event="permits_abandoned",
+        )
+        self._paused_log = LogSummary(
+            self._clock, logger, what="pauses", key_name="fixture_id", event="fixtures_paused"
+        )
         self._alerts = AlertBoard(
             threshold=self._policy.raise_at, clear_below=self._policy.clear_below
         )
@@ -137,6 +155,9 @@ class MemoryBackend:
         self._abandoned_total = 0
         self._queue_depth = 0
         self._in_flight = 0
+        # Per caller: fixtures it brought in that are still tracked, and its waiters now.
+        self._caller_fixtures: dict[str, int] = {}
+        self._caller_waiters: dict[str, int] = {}
         self._store = store
         self._dirty: dict[str, FixtureState | None] = {}
         self._batch: asyncio.Future[None] | None = None
@@ -170,6 +191,7 @@ class MemoryBackend:
         budget: float = math.inf,
         client_id: str = "",
         request_id: str = "",
+        caller: str = "",
     ) -> Grant:
         if self._closed:
             raise ShuttingDown(SHUTDOWN_RETRY_AFTER)
@@ -185,31 +207,41 @@ class MemoryBackend:
         now = self._clock.monotonic()
         fx = self._fixtures.get(fixture_id)
         if fx is None:  # only a new id needs checking: every tracked one passed
-            fx = self._track(check_fixture_id(fixture_id))
+            fx = self._track(check_fixture_id(fixture_id), caller)
         if fx.waiters is None and not fx.hot:
             fx.window.prune(now)  # all that settling does for a fixture with no queue, not hot
         else:
             self._settle(fx, now)
         if fx.waiters is None and fx.paused_until <= now and len(fx.window) < self._policy.limit:
             grant = self._grant(
-                fx, now, arrived_at=now, position=0, client_id=client_id, request_id=request_id
+                fx,
+                now,
+                arrived_at=now,
+                position=0,
+                client_id=client_id,
+                request_id=request_id,
+                caller=caller,
             )
             if fx.hot:  # otherwise the live lease means nothing can change before its release
                 self._reschedule(fx, now)
             if self._batch is not None:
-                await self._recorded(fx, grant, self._batch)
+                await self._recorded(fx, grant, caller, self._batch)
             return grant
-        waiter = self._enqueue(fx, now, min(budget, self._policy.max_wait), client_id, request_id)
+        waiter = self._enqueue(
+            fx, now, min(budget, self._policy.max_wait), client_id, request_id, caller
+        )
         try:
             grant = await waiter.future
         except asyncio.CancelledError:
             self._leave_queue(fx, waiter)
             raise
         if waiter.batch is not None:
-            await self._recorded(fx, grant, waiter.batch)
+            await self._recorded(fx, grant, caller, waiter.batch)
         return grant
 
-    async def _recorded(self, fx: FixtureState, grant: Grant, batch: asyncio.Future[None]) -> None:
+    async def _recorded(
+        self, fx: FixtureState, grant: Grant, caller: str, batch: asyncio.Future[None]
+    ) -> None:
         """Answer a grant only once the store holds it; else take it back.
 
         A cancelled caller gets no permit either: the grant goes back at once.
@@ -217,31 +249,59 @@ class MemoryBackend:
         try:
             await batch  # a _Batch: a caller's cancellation waits for the write, then applies
         except BaseException:
-            self._take_back(fx, grant.permit_id)
+            self._take_back(fx, grant.permit_id, caller)
             now = self._clock.monotonic()
             self._settle(fx, now)
             self._reschedule(fx, now)
             raise
 
-    def _track(self, fixture_id: str) -> FixtureState:
+    def _track(self, fixture_id: str, caller: str) -> FixtureState:
         policy = self._policy
-        if len(self._fixtures) >= policy.max_fixtures:
+        introduced = self._caller_fixtures.get(caller, 0)
+        if len(self._fixtures) >= policy.max_fixtures or (
+            caller and introduced >= policy.max_fixtures_per_caller
+        ):
             self._rejected_total += 1
+            own = len(self._fixtures) < policy.max_fixtures
             raise TooManyFixtures(
                 fixture_id=fixture_id,
                 # An idle fixture is forgotten once its window empties.
                 retry_after=policy.window,
                 limit=policy.limit,
-                max_fixtures=policy.max_fixtures,
+                max_fixtures=policy.max_fixtures_per_caller if own else policy.max_fixtures,
+                caller=caller if own else None,
             )
         fx = self._fixtures[fixture_id] = FixtureState(fixture_id, self)
+        if caller:
+            fx.introduced_by = caller
+            self._caller_fixtures[caller] = introduced + 1
         return fx
 
     def _enqueue(
-        self, fx: FixtureState, now: float, budget: float, client_id: str, request_id: str
+        self,
+        fx: FixtureState,
+        now: float,
+        budget: float,
+        client_id: str,
+        request_id: str,
+        caller: str,
     ) -> Waiter:
         policy = self._policy
         depth = fx.queue_depth()
+        waiting = self._caller_waiters.get(caller, 0)
+        if caller and waiting >= policy.max_waiters_per_caller:
+            raise self._refuse(
+                fx,
+                CallerQueueFull(
+                    fixture_id=fx.fixture_id,
+                    retry_after=self._grant_time(fx, 1, now) - now,
+                    estimated_wait=self._grant_time(fx, depth + 1, now) - now,
+                    queue_depth=depth,
+                    limit=policy.limit,
+                    caller=caller,
+                    capacity=policy.max_waiters_per_caller,
+                ),
+            )
         granted_at = self._grant_time(fx, depth + 1, now)
         wait = granted_at - now
         if depth >= policy.queue:
@@ -269,8 +329,11 @@ class MemoryBackend:
             position=depth + 1,
             client_id=client_id,
             request_id=request_id,
+            caller=caller,
         )
         waiters.append(waiter)
+        if caller:
+            self._caller_waiters[caller] = waiting + 1
         if deadline != math.inf:
             if fx.deadlines is None:
                 fx.deadlines = []
@@ -310,21 +373,32 @@ class MemoryBackend:
         future = waiter.future
         if future.done() and not future.cancelled() and future.exception() is None:
             # Granted in the same instant the caller left: the grant goes to the next in line.
-            self._take_back(fx, future.result().permit_id)
+            self._take_back(fx, future.result().permit_id, waiter.caller)
         elif fx.waiters is not None and fx.waiters.remove(waiter):
-            self._queue_depth -= 1
+            self._dequeued(waiter)
             if not fx.waiters:
                 self._queue_emptied(fx)
         now = self._clock.monotonic()
         self._settle(fx, now)
         self._reschedule(fx, now)
 
-    def _take_back(self, fx: FixtureState, permit_id: str) -> None:
-        """A grant that was never answered: it spends no slot and counts as no call."""
-        lease = self._leases.get(permit_id)
-        if lease is None or lease.released:
+    def _dequeued(self, waiter: Waiter) -> None:
+        """A waiter left its queue (granted, answered, or gone): the counts follow."""
+        self._queue_depth -= 1
+        caller = waiter.caller
+        if caller:
+            left = self._caller_waiters[caller] - 1
+            if left:
+                self._caller_waiters[caller] = left
+            else:
+                del self._caller_waiters[caller]
+
+    def _take_back(self, fx: FixtureState, permit_id: str, caller: str) -> None:
+        """A grant that was never answered: it spends no slot."""
+        lease = self._leases.get(permit_id, caller)
+        if lease is None:
             return
-        self._leases.discard(permit_id)
+        self._leases.discard(lease)
         fx.in_flight -= 1
         self._in_flight -= 1
         fx.window.refund(lease.granted_at)
@@ -361,7 +435,7 @@ class MemoryBackend:
             limit = self._policy.limit
             while len(window) < limit:
                 waiter = waiters.popleft()
-                self._queue_depth -= 1
+                self._dequeued(waiter)
                 if waiter.future.done():
                     pass  # its caller left in this same instant
                 elif waiter.deadline < now:
@@ -376,6 +450,7 @@ class MemoryBackend:
                         position=waiter.position,
                         client_id=waiter.client_id,
                         request_id=waiter.request_id,
+                        caller=waiter.caller,
                     )
                     waiter.batch = self._batch
                     waiter.future.set_result(grant)
@@ -387,7 +462,7 @@ class MemoryBackend:
             while deadlines and deadlines[0][0] <= now:
                 _, waiter = heapq.heappop(deadlines)
                 if not waiter.future.done() and fx.waiters and fx.waiters.remove(waiter):
-                    self._queue_depth -= 1
+                    self._dequeued(waiter)
                     self._expire(fx, waiter, now)
             if fx.waiters is not None and not fx.waiters:
                 self._queue_emptied(fx)
@@ -413,6 +488,7 @@ class MemoryBackend:
         position: int,
         client_id: str,
         request_id: str = "",
+        caller: str = "",
     ) -> Grant:
         policy = self._policy
         window = fx.window
@@ -422,7 +498,7 @@ class MemoryBackend:
         self._calls_total += 1
         self._in_flight += 1
         permit_id = self._leases.issue(
-            fx.fixture_id, now, now + policy.lease, client_id, request_id
+            fx.fixture_id, now, now + policy.lease, client_id, request_id, caller
         ).permit_id
         calls = len(window)
         wall = self._clock.to_wall(now)
@@ -502,6 +578,12 @@ class MemoryBackend:
         if fx.timer is not None:
             fx.timer.cancel()
             fx.timer = None
+        if fx.introduced_by:
+            left = self._caller_fixtures[fx.introduced_by] - 1
+            if left:
+                self._caller_fixtures[fx.introduced_by] = left
+            else:
+                del self._caller_fixtures[fx.introduced_by]
         if self._fixtures.pop(fx.fixture_id, None) is not None and self._store is not None:
             self._dirty[fx.fixture_id] = None
             if self._batch is None and self._lazy_write is None:
@@ -511,10 +593,10 @@ class MemoryBackend:
 
     # -- Release and leases ----------------------------------------------------------------
 
-    def permit_for_request(self, request_id: str) -> str:
-        """The permit granted to an Acquire that named `request_id` (for a caller that gave up
-        before it saw the answer); PermitNotFound if none is known."""
-        permit_id = self._leases.permit_for_request(check_request_id(request_id))
+    def permit_for_request(self, request_id: str, caller: str = "") -> str:
+        """The caller's permit granted to an Acquire that named `request_id` (for a caller that
+        gave up before it saw the answer); PermitNotFound if none is in flight."""
+        permit_id = self._leases.permit_for_request(check_request_id(request_id), caller)
         if permit_id is None:
             raise PermitNotFound(request_id, what="request")
         return permit_id
@@ -524,9 +606,18 @@ class MemoryBackend:
         permit_id: str,
         outcome: Outcome = Outcome.SUCCESS,
         upstream_retry_after: float | None = None,
+        *,
+        caller: str = "",
     ) -> bool:
+        """End a permit's lease (see PermitBackend.release). Only the caller that acquired a
+        permit may release it: to any other it is not found, exactly as an unknown one."""
         if not permit_id:
             raise InvalidArgument("permit_id must not be empty", field="permit_id")
+        if len(permit_id) > MAX_PERMIT_ID:
+            raise InvalidArgument(
+                f"permit_id must be at most {MAX_PERMIT_ID} characters, got {len(permit_id)}",
+                field="permit_id",
+            )
         if upstream_retry_after is not None and not (
             0 <= upstream_retry_after <= MAX_UPSTREAM_RETRY_AFTER
         ):
@@ -535,12 +626,12 @@ class MemoryBackend:
                 f"got {upstream_retry_after}s",
                 field="upstream_retry_after",
             )
-        lease = self._leases.get(permit_id)
+        lease = self._leases.get(permit_id, caller)
         if lease is None:
+            if self._leases.was_released(permit_id, caller):
+                return True
             raise PermitNotFound(permit_id)
-        if lease.released:
-            return True
-        lease.released = True
+        self._leases.release(lease)
         fx = self._fixtures[lease.fixture_id]  # a fixture with a live lease is never forgotten
         fx.in_flight -= 1
         self._in_flight -= 1
@@ -552,8 +643,7 @@ class MemoryBackend:
             fx.window.release(lease.granted_at, now + self._policy.window)
             self._note_hold(fx, now - lease.granted_at)
             if outcome is Outcome.UPSTREAM_RATE_LIMITED:
-                asked = upstream_retry_after
-                self._pause(fx, now, self._policy.window if asked is None else asked)
+                self._pause(fx, now, self._pause_for(upstream_retry_after), caller)
         self._changed_lazily(fx)
         self._settle(fx, now)
         self._reschedule(fx, now)
@@ -566,18 +656,33 @@ class MemoryBackend:
         holds.add(seconds)
         self._holds.add(seconds)
 
-    def _pause(self, fx: FixtureState, now: float, seconds: float) -> None:
+    def _pause_for(self, asked: float | None) -> float:
+        """How long an upstream 429 pauses a fixture: what the upstream asked (one window if it
+        did not say), never longer than the policy allows, so no caller can hold a fixture."""
+        policy = self._policy
+        seconds = policy.window if asked is None else asked
+        return min(seconds, policy.upstream_pause_cap)
+
+    def _pause(self, fx: FixtureState, now: float, seconds: float, caller: str = "") -> None:
         until = now + seconds
         if until <= fx.paused_until:
             return
         fx.paused_until = until
-        logger.warning(
-            "fixture paused after an upstream 429: fixture_id=%s seconds=%.3f queue_depth=%d",
-            fx.fixture_id,
-            seconds,
-            fx.queue_depth(),
-            extra={"event": "fixture_paused", "fixture_id": fx.fixture_id, "seconds": seconds},
-        )
+        if self._paused_log.first(fx.fixture_id):
+            logger.warning(
+                "fixture paused after an upstream 429: fixture_id=%s seconds=%.3f queue_depth=%d "
+                "caller=%s",
+                fx.fixture_id,
+                seconds,
+                fx.queue_depth(),
+                caller or "-",
+                extra={
+                    "event": "fixture_paused",
+                    "fixture_id": fx.fixture_id,
+                    "seconds": seconds,
+                    "caller": caller,
+                },
+            )
         waiters = fx.waiters
         if waiters is None:
             return
@@ -590,7 +695,7 @@ class MemoryBackend:
                 position += 1
                 continue
             waiters.remove(waiter)
-            self._queue_depth -= 1
+            self._dequeued(waiter)
             budget = waiter.deadline - waiter.arrived_at
             refusal = self._refuse(fx, self._too_long(fx, now, granted_at - now, budget, position))
             if not waiter.future.done():
@@ -607,19 +712,20 @@ class MemoryBackend:
         # Its call may have reached the upstream at any moment until the lease's end.
         fx.window.release(lease.granted_at, lease.expires_at + self._policy.window)
         self._note_hold(fx, lease.expires_at - lease.granted_at)
-        logger.warning(
-            "permit abandoned (lease ended without a release): fixture_id=%s permit_id=%s "
-            "client_id=%s",
-            lease.fixture_id,
-            lease.permit_id,
-            lease.client_id or "-",
-            extra={
-                "event": "permit_abandoned",
-                "fixture_id": lease.fixture_id,
-                "permit_id": lease.permit_id,
-                "client_id": lease.client_id,
-            },
-        )
+        if self._abandoned_log.first(lease.fixture_id):
+            logger.warning(
+                "permit abandoned (lease ended without a release): fixture_id=%s permit_id=%s "
+                "client_id=%s",
+                lease.fixture_id,
+                lease.permit_id,
+                lease.client_id or "-",
+                extra={
+                    "event": "permit_abandoned",
+                    "fixture_id": lease.fixture_id,
+                    "permit_id": lease.permit_id,
+                    "client_id": lease.client_id,
+                },
+            )
         self._changed_lazily(fx)
         now = self._clock.monotonic()
         self._settle(fx, now)
@@ -845,6 +951,7 @@ class MemoryBackend:
                         waiter.future.set_exception(ShuttingDown(SHUTDOWN_RETRY_AFTER))
                 self._queue_emptied(fx)
         self._queue_depth = 0
+        self._caller_waiters.clear()
         self._leases.close()
         if self._dirty:
             self._flush()  # what changed last is kept too

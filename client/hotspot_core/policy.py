@@ -25,6 +25,13 @@ class PermitPolicy:
     """Longest any request may wait in a queue, whatever it asks for."""
     max_fixtures: int = 100_000
     """Fixtures tracked at once."""
+    max_fixtures_per_caller: int = 20_000
+    """Fixtures one caller may have brought in and still tracked: no caller can exhaust
+    max_fixtures for everyone."""
+    max_waiters_per_caller: int = 2_000
+    """Requests one caller may have waiting in queues at once."""
+    max_upstream_pause: float | None = None
+    """Longest pause one upstream 429 may put on a fixture; None: one window."""
 
     def __post_init__(self) -> None:
         rules = [
@@ -38,10 +45,26 @@ class PermitPolicy:
             (self.lease > 0, f"lease must be positive, got {self.lease}s"),
             (self.max_wait >= 0, f"max_wait must be 0 or more, got {self.max_wait}s"),
             (self.max_fixtures >= 1, f"max_fixtures must be at least 1, got {self.max_fixtures}"),
+            (
+                self.max_fixtures_per_caller >= 1,
+                f"max_fixtures_per_caller must be at least 1, got {self.max_fixtures_per_caller}",
+            ),
+            (
+                self.max_waiters_per_caller >= 0,
+                f"max_waiters_per_caller must be 0 or more, got {self.max_waiters_per_caller}",
+            ),
+            (
+                self.max_upstream_pause is None or self.max_upstream_pause >= 0,
+                f"max_upstream_pause must be 0 or more, got {self.max_upstream_pause}s",
+            ),
         ]
         for ok, message in rules:
             if not ok:
                 raise ValueError(message)
+
+    @property
+    def upstream_pause_cap(self) -> float:
+        return self.window if self.max_upstream_pause is None else self.max_upstream_pause
 
     @property
     def raise_at(self) -> int:

@@ -17,6 +17,7 @@ class Waiter:
     __slots__ = (
         "arrived_at",
         "batch",
+        "caller",
         "client_id",
         "deadline",
         "future",
@@ -33,6 +34,7 @@ class Waiter:
         position: int,
         client_id: str,
         request_id: str = "",
+        caller: str = "",
     ) -> None:
         self.future = future
         self.arrived_at = arrived_at
@@ -40,6 +42,7 @@ class Waiter:
         self.position = position
         self.client_id = client_id
         self.request_id = request_id
+        self.caller = caller
         self.batch: asyncio.Future[None] | None = None
         """The durable-store write that records this waiter's grant, once granted."""
 

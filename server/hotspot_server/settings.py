@@ -6,6 +6,7 @@ Precedence: flag, then environment, then the --config file, then the default.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
@@ -63,6 +64,35 @@ def parse_webhook_url(text: str) -> str:
     return text
 
 
+def parse_file(text: str) -> Path:
+    text = str(text)  # a TOML value may be any type
+    if not text.strip():
+        raise ValueError("must name a file")
+    return Path(text)
+
+
+def parse_switch(value: object) -> bool:
+    """A TOML boolean, or true/false, yes/no, on/off, 1/0 from a flag or the environment."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "yes", "on", "1"):
+        return True
+    if text in ("false", "no", "off", "0"):
+        return False
+    raise ValueError(f"not true or false: {value!r}")
+
+
+def is_loopback(host: str) -> bool:
+    """Only this machine can reach it: 127.0.0.0/8, ::1 or localhost."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name that may resolve anywhere
+        return False
+
+
 STATE_NONE = "none"
 DEFAULT_STATE_DIR = "./hotspot-state"
 """Relative to the working directory, as Prometheus keeps data/."""
@@ -95,6 +125,15 @@ class Settings:
     """Where the embedded default keeps its durable state; None: nothing is kept."""
     fsync_interval: float = 1.0
     """Seconds between fsyncs of the state store (0: every batch)."""
+    tls_cert: Path | None = None
+    """The server's certificate chain (PEM), for gRPC and HTTP; reloaded when it changes."""
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
+    """CA certificates (PEM) that sign client certificates; gRPC then requires one."""
+    auth_tokens: Path | None = None
+    """The callers file: names, roles and token hashes; None: the server runs open."""
+    insecure: bool = False
+    """Serve a non-loopback address without caller identity (or tokens without TLS)."""
 
 
 # Each setting: its key (flag --key with dashes, TOML key with underscores), how to parse it,
@@ -112,6 +151,18 @@ _KEYS: dict[str, tuple[Callable[[Any], Any], str]] = {
     ),
     "max_wait": (parse_duration, "longest wait in a queue for any request (default 5m)"),
     "max_fixtures": (int, "fixtures tracked at once (default 100000)"),
+    "max_fixtures_per_caller": (
+        int,
+        "fixtures one caller may have brought in and still tracked (default 20000)",
+    ),
+    "max_waiters_per_caller": (
+        int,
+        "requests one caller may have waiting in queues at once (default 2000)",
+    ),
+    "max_upstream_pause": (
+        parse_duration,
+        "longest pause one upstream 429 puts on a fixture (default: one window)",
+    ),
     "grace": (parse_duration, "time allowed for a clean shutdown (default 5s)"),
     "backend": (str, "state backend URL (default memory://)"),
     "log_format": (str, "text or json (default text)"),
@@ -129,7 +180,24 @@ _KEYS: dict[str, tuple[Callable[[Any], Any], str]] = {
         "fsync the state store this often; a machine crash loses at most this (default 1s; "
         "0: every batch)",
     ),
+    "tls_cert": (parse_file, "server certificate chain (PEM) for gRPC and HTTP; TLS when set"),
+    "tls_key": (parse_file, "private key (PEM) of --tls-cert"),
+    "tls_client_ca": (
+        parse_file,
+        "CA certificates (PEM) of client certificates: gRPC requires one (mTLS), its CN names "
+        "the caller",
+    ),
+    "auth_tokens": (
+        parse_file,
+        "callers file (TOML): each caller's roles and sha256 token hashes; reloaded on change",
+    ),
+    "insecure": (
+        parse_switch,
+        "allow a non-loopback address without --auth-tokens, or tokens without TLS",
+    ),
 }
+_SWITCHES = frozenset({"insecure"})
+"""Keys that are a bare flag (--insecure), true or false elsewhere."""
 # Defaults of the command line (and config file) that differ from an embedded Settings().
 _COMMAND_LINE_DEFAULTS: dict[str, str] = {"http": DEFAULT_HTTP, "state_dir": DEFAULT_STATE_DIR}
 _POLICY_KEYS = {f.name for f in fields(PermitPolicy)}
@@ -166,7 +234,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=version_line("hotspot-server"))
     parser.add_argument("--config", type=Path, help=CONFIG_HELP)
     for key, (_, help_text) in _KEYS.items():
-        parser.add_argument(flag(key), dest=key, help=help_text)
+        if key in _SWITCHES:
+            parser.add_argument(
+                flag(key), dest=key, action="store_const", const="true", help=help_text
+            )
+        else:
+            parser.add_argument(flag(key), dest=key, help=help_text)
     return parser
 
 
@@ -280,4 +353,34 @@ def settings_from(
         raise ValueError(
             f"metrics_max_fixtures must be 0 or more, got {rest['metrics_max_fixtures']}"
         )
-    return Settings(policy=policy, **rest)
+    settings = Settings(policy=policy, **rest)
+    check_security(settings)
+    return settings
+
+
+def check_security(settings: Settings) -> None:
+    """TLS files that go together, and no open door on the network unless asked for."""
+    if (settings.tls_cert is None) != (settings.tls_key is None):
+        raise ValueError("tls_cert and tls_key go together: give both or neither")
+    if settings.tls_client_ca is not None and settings.tls_cert is None:
+        raise ValueError("tls_client_ca needs tls_cert and tls_key: client certificates need TLS")
+    if settings.tls_client_ca is not None and settings.auth_tokens is None:
+        raise ValueError(
+            "tls_client_ca names callers by their certificates; auth_tokens (the callers file) "
+            "grants their roles: give both"
+        )
+    if settings.insecure:
+        return
+    exposed = [
+        a for a in (settings.listen, settings.http) if a and not is_loopback(parse_address(a)[0])
+    ]
+    if exposed and settings.auth_tokens is None:
+        raise ValueError(
+            f"{' and '.join(exposed)} can be reached from other machines and no caller has to "
+            "say who it is: give auth_tokens (and tls_cert, tls_key), or insecure to serve anyone"
+        )
+    if exposed and settings.tls_cert is None:
+        raise ValueError(
+            f"bearer tokens would reach {' and '.join(exposed)} in clear text: give tls_cert "
+            "and tls_key, or insecure"
+        )

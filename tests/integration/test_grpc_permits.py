@@ -245,7 +245,7 @@ async def test_cancelled_call_leaves_the_queue_at_once(start_server: StartServer
 async def test_pause_answers_waiters_it_pushes_past_their_deadline(
     start_server: StartServer,
 ) -> None:
-    h = await start_server(limit=1, window=1, queue=5)
+    h = await start_server(limit=1, window=1, queue=5, max_upstream_pause=10)
     await used(h, "other", 1)  # calls seen so far are over at once: the holder is expected back
     (held,) = await fill(h, "f", 1)
     waiter = h.stub.Acquire(pb.AcquireRequest(fixture_id="f"), timeout=1.5)
@@ -521,3 +521,47 @@ async def test_a_permit_can_be_released_by_the_request_id_it_was_granted_to(
     bad = await refused(h.stub.Acquire(pb.AcquireRequest(fixture_id="f", request_id="a b")))
     assert bad.code is grpc.StatusCode.INVALID_ARGUMENT
     assert "request_id must be 1 to 64 characters" in bad.message
+
+
+@pytest.mark.parametrize(
+    ("duration", "rule"),
+    [
+        (Duration(seconds=0, nanos=2_000_000_000), "nanos in [0, 999999999]"),
+        (Duration(seconds=-1), "non-negative"),
+        (Duration(seconds=1, nanos=-5), "non-negative"),
+        (Duration(seconds=2**62), "at most 86400s"),
+    ],
+)
+async def test_every_duration_is_checked_at_the_edge(
+    start_server: StartServer, duration: Duration, rule: str
+) -> None:
+    h = await start_server()
+    acquire = await refused(h.stub.Acquire(pb.AcquireRequest(fixture_id="f", max_wait=duration)))
+    assert acquire.code is grpc.StatusCode.INVALID_ARGUMENT
+    assert rule in acquire.message
+    assert acquire.message.startswith("max_wait")
+    granted = await h.stub.Acquire(pb.AcquireRequest(fixture_id="f"))
+    release = await refused(
+        h.stub.Release(
+            pb.ReleaseRequest(
+                permit_id=granted.permit_id,
+                outcome=pb.OUTCOME_UPSTREAM_RATE_LIMITED,
+                upstream_retry_after=duration,
+            )
+        )
+    )
+    assert release.code is grpc.StatusCode.INVALID_ARGUMENT
+    assert release.message.startswith("upstream_retry_after")
+    assert (await stats_for(h, "f")).in_flight == 1  # nothing was released by the bad request
+
+
+async def test_an_overlong_permit_id_is_refused_before_any_lookup_and_never_echoed_whole(
+    start_server: StartServer,
+) -> None:
+    h = await start_server()
+    error = await refused(h.stub.Release(pb.ReleaseRequest(permit_id="x" * 4_000_000)))
+    assert error.code is grpc.StatusCode.INVALID_ARGUMENT
+    assert "permit_id must be at most 64 characters" in error.message
+    assert len(error.message) < 200
+    unknown = await refused(h.stub.Release(pb.ReleaseRequest(permit_id="y" * 64)))
+    assert unknown.code is grpc.StatusCode.NOT_FOUND

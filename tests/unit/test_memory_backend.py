@@ -17,12 +17,14 @@ from hotspot_core.errors import (
     InvalidFixtureId,
     PermitNotFound,
     QueueFull,
+    CallerQueueFull,
     ShuttingDown,
     StoreUnavailable,
     TooManyFixtures,
     WaitTooLong,
 )
 from hotspot_core.grants import Grant, Outcome
+from hotspot_core.leases import LeaseBook
 from hotspot_core.memory import MemoryBackend
 from hotspot_core.persistence import FixtureRecord
 from hotspot_core.policy import PermitPolicy
@@ -44,11 +46,11 @@ async def fill(b: MemoryBackend, fixture_id: str, n: int) -> list[str]:
     return [(await b.acquire(fixture_id)).permit_id for _ in range(n)]
 
 
-async def used(b: MemoryBackend, fixture_id: str, n: int = 1, **kw: float) -> list[str]:
+async def used(b: MemoryBackend, fixture_id: str, n: int = 1, **kw: float | str) -> list[str]:
     """n calls made and over at once: each leaves the window one window after its grant."""
     permits = [(await b.acquire(fixture_id, **kw)).permit_id for _ in range(n)]  # type: ignore[arg-type]
     for permit in permits:
-        await b.release(permit)
+        await b.release(permit, caller=str(kw.get("caller", "")))
     return permits
 
 
@@ -362,7 +364,7 @@ async def test_lease_that_ends_unreleased_is_abandoned_then_not_found() -> None:
 
 
 async def test_upstream_rate_limited_pauses_the_fixture_and_waiters_keep_their_places() -> None:
-    b = backend(limit=2, window=10, queue=5)
+    b = backend(limit=2, window=10, queue=5, max_upstream_pause=60)
     a, c = await fill(b, "f", 2)
     await b.release(c)
     first, second = spawn(b, "f"), spawn(b, "f")
@@ -392,7 +394,7 @@ async def test_pause_without_retry_after_lasts_one_window_and_refuses_short_budg
 
 
 async def test_pause_tells_waiters_it_pushes_past_their_budget_at_once() -> None:
-    b = backend(limit=1, window=10, queue=5)
+    b = backend(limit=1, window=10, queue=5, max_upstream_pause=60)
     await used(b, "other")  # one release seen: calls are expected to be over at once
     a = (await b.acquire("f")).permit_id
     patient, hurried = spawn(b, "f"), spawn(b, "f", budget=20)
@@ -440,7 +442,7 @@ async def test_idle_fixture_is_forgotten() -> None:
 
 
 async def test_fixture_with_a_live_lease_or_pause_is_remembered() -> None:
-    b = backend(limit=5, window=10, lease=30)
+    b = backend(limit=5, window=10, lease=30, max_upstream_pause=60)
     await fill(b, "held", 1)
     (p,) = await fill(b, "paused", 1)
     await b.release(p, Outcome.UPSTREAM_RATE_LIMITED, upstream_retry_after=20)
@@ -706,7 +708,7 @@ async def test_a_grant_the_store_cannot_keep_is_refused_and_taken_back(
 
 async def test_a_restart_restores_windows_and_holds_permits_in_flight_until_lease_end() -> None:
     store = RecordingStore()
-    policy = PermitPolicy(limit=3, window=10, lease=5)
+    policy = PermitPolicy(limit=3, window=10, lease=5, max_upstream_pause=60)
     first = MemoryBackend(policy, VirtualWallClock(), store=store)
     await used(first, "f", 2)  # in the window until t=10
     await first.acquire("f")  # in flight at the crash: it may have been sent
@@ -727,3 +729,77 @@ async def test_a_restart_restores_windows_and_holds_permits_in_flight_until_leas
     assert grant.queue_position == 1
     await first.close()
     await second.close()
+
+
+# -- Hostile callers: ownership, pauses, quotas --------------------------------------------------
+
+
+async def test_only_the_caller_that_acquired_a_permit_may_release_it() -> None:
+    b = backend(limit=5, window=10)
+    permit = (await b.acquire("f", caller="alice", request_id="r1")).permit_id
+    assert len(permit) >= 22  # 128 random bits, not a counter
+    with pytest.raises(PermitNotFound):
+        await b.release(permit, Outcome.NOT_SENT, caller="mallory")
+    with pytest.raises(PermitNotFound):
+        b.permit_for_request("r1", caller="mallory")
+    assert (await fixture_row(b, "f")).in_flight == 1
+    assert b.permit_for_request("r1", caller="alice") == permit
+    assert await b.release(permit, caller="alice") is False
+    with pytest.raises(PermitNotFound):  # not even "already released" to someone else
+        await b.release(permit, caller="mallory")
+    assert await b.release(permit, caller="alice") is True
+
+
+async def test_an_upstream_pause_is_capped_by_policy() -> None:
+    b = backend(limit=5, window=10)
+    permit = (await b.acquire("f")).permit_id
+    await b.release(permit, Outcome.UPSTREAM_RATE_LIMITED, 3600)
+    row = await fixture_row(b, "f")
+    assert row.paused_until is not None
+    assert row.paused_until - b._clock.to_wall(now()) == pytest.approx(10)  # one window
+
+
+async def test_one_caller_cannot_take_every_fixture_slot() -> None:
+    b = backend(limit=5, window=10, max_fixtures=10, max_fixtures_per_caller=3)
+    for i in range(3):
+        await used(b, f"m{i}", caller="mallory")
+    with pytest.raises(TooManyFixtures, match="--max-fixtures-per-caller"):
+        await b.acquire("m3", caller="mallory")
+    await b.acquire("m0", caller="mallory")  # a fixture it already brought in is still served
+    await b.acquire("a0", caller="alice")  # and everyone else can still add fixtures
+    await asyncio.sleep(10)  # mallory's fixtures go idle and are forgotten
+    await b.acquire("m3", caller="mallory")
+
+
+async def test_one_caller_cannot_fill_every_queue() -> None:
+    b = backend(limit=1, window=10, queue=10, max_waiters_per_caller=2)
+    await used(b, "f")
+    waiting = [spawn(b, "f", caller="mallory") for _ in range(2)]
+    await settle()
+    with pytest.raises(CallerQueueFull, match="--max-waiters-per-caller"):
+        await b.acquire("f", caller="mallory")
+    alice = spawn(b, "f", caller="alice")
+    await settle()
+    assert (await fixture_row(b, "f")).queue_depth == 3
+    waiting[0].cancel()
+    await settle()
+    third = spawn(b, "f", caller="mallory")  # a place of its own freed up
+    await settle()
+    assert not third.done()
+    for t in [*waiting, alice, third]:
+        t.cancel()
+
+
+async def test_released_permits_are_remembered_within_a_bound() -> None:
+    book = LeaseBook(LoopClock(), lambda lease: None, remembered=3)
+    leases = [book.issue("f", now(), now() + 60, "") for _ in range(5)]
+    for lease in leases:
+        book.release(lease)
+    assert [book.was_released(lease.permit_id, "") for lease in leases] == [
+        False,
+        False,
+        True,
+        True,
+        True,
+    ]
+    book.close()

@@ -9,12 +9,14 @@ import grpc
 
 from hotspot.v1 import permits_pb2 as pb
 from hotspot.v1 import permits_pb2_grpc
-from hotspot_client.proto_time import duration_seconds
+from hotspot_client.proto_time import checked_seconds, duration_seconds
 from hotspot_core.backend import PermitBackend
 from hotspot_core.errors import InvalidArgument, PermitError, PermitRefused, ShuttingDown
 from hotspot_core.grants import Grant
 from hotspot_core.stats import stats_view
 from hotspot_core.stats_feed import DEFAULT_INTERVAL, StatsFeed, check_interval
+from hotspot_server.transport.auth import check_upstream_report
+from hotspot_server.transport.caller import caller_name
 from hotspot_server.transport.grpc_errors import abort_with
 from hotspot_server.transport.grpc_messages import (
     grant_to_proto,
@@ -27,6 +29,23 @@ GrantObserver = Callable[[Grant], None]
 """Told of every grant (the metrics' wait histogram); it must be quick, it runs on the hot path."""
 RefusalObserver = Callable[[PermitError], None]
 """Told of every Acquire refused (QUEUE_FULL, ..., SHUTTING_DOWN); as quick, for the same reason."""
+
+
+MAX_DURATION = 86_400.0
+"""No Duration a caller sends means more than a day (the server caps waits far lower)."""
+
+
+def caller_of(context: Context) -> str:
+    """Who calls, for permit ownership and per-caller quotas: the authenticated caller's name;
+    on a server that runs open, the peer's address (its host: a caller's connections share it)."""
+    name = caller_name()
+    if name is not None:
+        return name
+    peer = context.peer() or ""
+    kind, _, address = peer.partition(":")
+    if kind in ("ipv4", "ipv6"):
+        address = address.rpartition(":")[0]  # the host, without the connection's port
+    return f"peer:{address or peer}"
 
 
 class PermitServicer(permits_pb2_grpc.PermitServiceServicer):
@@ -43,16 +62,22 @@ class PermitServicer(permits_pb2_grpc.PermitServiceServicer):
         self._on_refusal = on_refusal
 
     async def Acquire(self, request: pb.AcquireRequest, context: Context) -> pb.AcquireResponse:
-        budget = duration_seconds(request.max_wait) if request.HasField("max_wait") else math.inf
-        remaining = context.time_remaining()
-        if remaining is not None:
-            budget = min(budget, max(0.0, remaining))
         try:
+            budget = (
+                checked_seconds(request.max_wait, "max_wait", at_most=MAX_DURATION)
+                if request.HasField("max_wait")
+                else math.inf
+            )
+            remaining = context.time_remaining()
+            if remaining is not None:
+                budget = min(budget, max(0.0, remaining))
             grant = await self._backend.acquire(
                 request.fixture_id,
                 budget=budget,
-                client_id=request.client_id,
+                # An authenticated caller is named by its identity, not by what it says.
+                client_id=caller_name() or request.client_id,
                 request_id=request.request_id,
+                caller=caller_of(context),
             )
         except (PermitRefused, ShuttingDown) as error:
             if self._on_refusal is not None:
@@ -65,25 +90,32 @@ class PermitServicer(permits_pb2_grpc.PermitServiceServicer):
         return grant_to_proto(grant)
 
     async def Release(self, request: pb.ReleaseRequest, context: Context) -> pb.ReleaseResponse:
+        await check_upstream_report(request, context)
         try:
             retry_after = (
-                duration_seconds(request.upstream_retry_after)
+                checked_seconds(
+                    request.upstream_retry_after, "upstream_retry_after", at_most=MAX_DURATION
+                )
                 if request.HasField("upstream_retry_after")
                 else None
             )
+            caller = caller_of(context)
             already = await self._backend.release(
-                self._permit_to_release(request), outcome_from_proto(request.outcome), retry_after
+                self._permit_to_release(request, caller),
+                outcome_from_proto(request.outcome),
+                retry_after,
+                caller=caller,
             )
         except PermitError as error:
             await abort_with(context, error)
         return pb.ReleaseResponse(already_released=already)
 
-    def _permit_to_release(self, request: pb.ReleaseRequest) -> str:
+    def _permit_to_release(self, request: pb.ReleaseRequest, caller: str) -> str:
         if not request.request_id:
             return request.permit_id
         if request.permit_id:
             raise InvalidArgument("give permit_id or request_id, not both", field="request_id")
-        return self._backend.permit_for_request(request.request_id)
+        return self._backend.permit_for_request(request.request_id, caller)
 
     async def Stats(self, request: pb.StatsRequest, context: Context) -> pb.StatsResponse:
         try:

@@ -13,11 +13,11 @@ import pytest
 from hotspot_core.alerts import Alert, AlertState
 from hotspot_core.clock import LoopClock, Timer
 from hotspot_core.errors import (
+    CallerQueueFull,
     InvalidArgument,
     InvalidFixtureId,
     PermitNotFound,
     QueueFull,
-    CallerQueueFull,
     ShuttingDown,
     StoreUnavailable,
     TooManyFixtures,

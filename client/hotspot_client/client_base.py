@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from hotspot_client.backoff import CallBudget, UnavailableRetry, call_budget
+from hotspot_client.channel_options import ChannelSecurity
 from hotspot_client.fallback import LocalPermits
 from hotspot_client.outage import ServiceOutage
 from hotspot_core.policy import PermitPolicy
@@ -22,11 +23,16 @@ class PermitClientBase:
         fallback_policy: PermitPolicy | None,
         retry: UnavailableRetry | None,
         release_timeout: float,
+        security: ChannelSecurity | None = None,
     ) -> None:
         if (target is None) == (channel is None):
             raise ValueError(
                 "give either the permit service's target (e.g. '127.0.0.1:50051') or an open "
                 "channel, not both and not neither"
+            )
+        if security is not None and channel is not None:
+            raise ValueError(
+                "security is for the channel the client opens; a given one has its own"
             )
         if not release_timeout > 0:
             raise ValueError(f"release_timeout must be positive, got {release_timeout}")
@@ -34,6 +40,7 @@ class PermitClientBase:
         self.client_id = client_id
         self.fail_open = fail_open
         self._owns_channel = channel is None
+        self._security = security
         self._retry = retry or UnavailableRetry()
         self._release_timeout = release_timeout
         self._outage = ServiceOutage(self.target)

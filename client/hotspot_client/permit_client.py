@@ -15,7 +15,7 @@ import grpc
 from hotspot.v1 import permits_pb2 as pb
 from hotspot.v1 import permits_pb2_grpc
 from hotspot_client.backoff import CallBudget, UnavailableRetry, after_failure
-from hotspot_client.channel_options import CHANNEL_OPTIONS
+from hotspot_client.channel_options import CHANNEL_OPTIONS, ChannelSecurity
 from hotspot_client.client_base import RELEASE_TIMEOUT, PermitClientBase
 from hotspot_client.errors import PermitError, PermitServiceUnavailable
 from hotspot_client.permit import Outcome, Permit, log_release_failure
@@ -39,6 +39,8 @@ class PermitClient(PermitClientBase):
 
     Created from a target (`127.0.0.1:50051`; the client opens, and closes, its own
     channel with keepalive) or from an open `grpc.aio.Channel` (left open on close).
+    `security` (ChannelSecurity: CA file, client certificate, bearer token) secures the
+    channel the client opens; without it the channel is plain text.
     The channel is opened on first use, inside the event loop that uses it.
 
     fail_open=False (the default): when the service cannot be reached, calls raise
@@ -57,6 +59,7 @@ class PermitClient(PermitClientBase):
         fallback_policy: PermitPolicy | None = None,
         retry: UnavailableRetry | None = None,
         release_timeout: float = RELEASE_TIMEOUT,
+        security: ChannelSecurity | None = None,
     ) -> None:
         super().__init__(
             target,
@@ -66,6 +69,7 @@ class PermitClient(PermitClientBase):
             fallback_policy=fallback_policy,
             retry=retry,
             release_timeout=release_timeout,
+            security=security,
         )
         self._channel = channel
         self._stub: PermitServiceAsyncStub | None = None
@@ -101,9 +105,15 @@ class PermitClient(PermitClientBase):
         self._check_open()
         if self._stub is None:
             if self._channel is None:
-                self._channel = grpc.aio.insecure_channel(self.target, options=CHANNEL_OPTIONS)
+                self._channel = self._open_channel()
             self._stub = permits_pb2_grpc.PermitServiceStub(self._channel)
         return self._stub
+
+    def _open_channel(self) -> grpc.aio.Channel:
+        if self._security is None:
+            return grpc.aio.insecure_channel(self.target, options=CHANNEL_OPTIONS)
+        credentials = self._security.credentials(self.target)
+        return grpc.aio.secure_channel(self.target, credentials, options=CHANNEL_OPTIONS)
 
     # -- Permits ---------------------------------------------------------------------------
 

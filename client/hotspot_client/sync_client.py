@@ -12,7 +12,7 @@ import grpc
 
 from hotspot.v1 import permits_pb2_grpc
 from hotspot_client.backoff import CallBudget, UnavailableRetry, after_failure
-from hotspot_client.channel_options import CHANNEL_OPTIONS
+from hotspot_client.channel_options import CHANNEL_OPTIONS, ChannelSecurity
 from hotspot_client.client_base import RELEASE_TIMEOUT, PermitClientBase
 from hotspot_client.errors import PermitError, PermitServiceUnavailable
 from hotspot_client.loop_thread import LoopThread
@@ -46,6 +46,7 @@ class SyncPermitClient(PermitClientBase):
         fallback_policy: PermitPolicy | None = None,
         retry: UnavailableRetry | None = None,
         release_timeout: float = RELEASE_TIMEOUT,
+        security: ChannelSecurity | None = None,
     ) -> None:
         super().__init__(
             target,
@@ -55,8 +56,15 @@ class SyncPermitClient(PermitClientBase):
             fallback_policy=fallback_policy,
             retry=retry,
             release_timeout=release_timeout,
+            security=security,
         )
-        self._channel = channel or grpc.insecure_channel(self.target, options=CHANNEL_OPTIONS)
+        if channel is not None:
+            self._channel = channel
+        elif security is not None:
+            credentials = security.credentials(self.target)
+            self._channel = grpc.secure_channel(self.target, credentials, options=CHANNEL_OPTIONS)
+        else:
+            self._channel = grpc.insecure_channel(self.target, options=CHANNEL_OPTIONS)
         self._stub = permits_pb2_grpc.PermitServiceStub(self._channel)
         self._fallback_loop = LoopThread("hotspot-fail-open")
 

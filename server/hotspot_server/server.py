@@ -26,9 +26,12 @@ from hotspot_server.logs import set_log_level
 from hotspot_server.reload import AlertRatioTunable, reload_settings
 from hotspot_server.settings import Settings, SettingsError, parse_address
 from hotspot_server.store import SQLiteStore, open_state_store
+from hotspot_server.transport.auth import AuthInterceptor
+from hotspot_server.transport.callers_file import CallersFile
 from hotspot_server.transport.grpc_servicer import PermitServicer
 from hotspot_server.transport.reflection import enable_reflection
 from hotspot_server.transport.rpc_metrics import RpcMetricsInterceptor
+from hotspot_server.transport.tls import TlsFiles
 
 logger = logging.getLogger("hotspot.server")
 
@@ -61,6 +64,7 @@ class PermitServer:
         self._http: HttpSide | None = None
         self._webhook: AlertWebhook | None = None
         self._store: SQLiteStore | None = None
+        self._callers: CallersFile | None = None
         self.port = 0
 
     @property
@@ -102,7 +106,12 @@ class PermitServer:
         self._feed = StatsFeed(self._backend)
         # Only an HTTP side has /metrics to show the wait histogram; without one, no observer.
         metrics = PermitMetrics(settings.metrics_max_fixtures) if settings.http else None
-        interceptors = [RpcMetricsInterceptor(metrics.observe_rpc)] if metrics is not None else []
+        tls = self._load_security()
+        interceptors: list[grpc.aio.ServerInterceptor] = []  # type: ignore[type-arg]
+        if metrics is not None:  # first: it also counts the calls the auth check refuses
+            interceptors.append(RpcMetricsInterceptor(metrics.observe_rpc))
+        if self._callers is not None:
+            interceptors.append(AuthInterceptor(self._callers))
         server = self._server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=interceptors)
         permits_pb2_grpc.add_PermitServiceServicer_to_server(
             PermitServicer(
@@ -123,7 +132,9 @@ class PermitServer:
         # raise a bare "Failed to bind".
         problem = bind_problem(host, port) if port else None
         try:
-            if problem is None:
+            if problem is None and tls is not None:
+                self.port = server.add_secure_port(bind, tls.grpc_credentials())
+            elif problem is None:
                 self.port = server.add_insecure_port(bind)
         except RuntimeError:
             problem = "gRPC could not bind it"
@@ -139,6 +150,8 @@ class PermitServer:
                 self._feed,
                 metrics,
                 shutdown_timeout=min(settings.grace, HTTP_SHUTDOWN_TIMEOUT),
+                callers=self._callers,
+                ssl_context=tls.http_context() if tls is not None else None,
             )
             try:
                 await self._http.start()
@@ -161,6 +174,27 @@ class PermitServer:
             self._state_phrase(),
             extra={"event": "ready", "address": self.address, "http_url": self.http_url},
         )
+
+    def _load_security(self) -> TlsFiles | None:
+        """The callers file and the TLS material, read once here and again when they change."""
+        settings, tls = self.settings, None
+        try:
+            if settings.auth_tokens is not None:
+                self._callers = CallersFile(settings.auth_tokens)
+            if settings.tls_cert is not None and settings.tls_key is not None:
+                tls = TlsFiles(settings.tls_cert, settings.tls_key, settings.tls_client_ca)
+        except ValueError as error:  # a file the operator got wrong
+            raise SettingsError(str(error)) from None
+        except OSError as error:
+            raise OSError(f"cannot read {error.filename}: {error.strerror}") from None
+        if self._callers is None:
+            logger.warning(
+                "no caller identity (no --auth-tokens): anyone who reaches %s may acquire, "
+                "release, pause fixtures and read stats",
+                " and ".join(a for a in (settings.listen, settings.http) if a),
+                extra={"event": "auth_open"},
+            )
+        return tls
 
     def _state_phrase(self) -> str:
         if self._store is not None:
@@ -207,6 +241,8 @@ class PermitServer:
         Returns the live keys that this server still could not change.
         """
         settings, not_applied = self.settings, []
+        if self._callers is not None:
+            self._callers.reload()  # also checked on use, at most once a second
         set_log_level(new.log_level)
         settings = replace(settings, log_level=new.log_level)
         ratio = new.policy.alert_ratio

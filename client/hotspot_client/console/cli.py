@@ -13,6 +13,7 @@ import sys
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from importlib import metadata
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import grpc
@@ -23,6 +24,7 @@ from rich.live import Live
 
 from hotspot.v1 import permits_pb2 as pb
 from hotspot.v1 import permits_pb2_grpc
+from hotspot_client.channel_options import ChannelSecurity
 from hotspot_client.console.stats_render import stats_view
 from hotspot_core.stats import MAX_TOP_N as MAX_TOP
 from hotspot_core.stats_feed import MIN_INTERVAL
@@ -75,6 +77,32 @@ def build_parser() -> argparse.ArgumentParser:
         "--target",
         default=DEFAULT_TARGET,
         help=f"permit server, HOST:PORT (default {DEFAULT_TARGET})",
+    )
+    security = parser.add_argument_group(
+        "security",
+        "plain text unless one of these is given (a token alone to a loopback target "
+        "goes in plain text on the loopback)",
+    )
+    security.add_argument(
+        "--tls-ca",
+        type=Path,
+        metavar="FILE",
+        help="CA certificates (PEM) of the server's certificate; TLS (default: the system's)",
+    )
+    security.add_argument(
+        "--tls-cert",
+        type=Path,
+        metavar="FILE",
+        help="client certificate (PEM), for a server that requires one",
+    )
+    security.add_argument(
+        "--tls-key", type=Path, metavar="FILE", help="private key (PEM) of --tls-cert"
+    )
+    security.add_argument(
+        "--token-file",
+        type=Path,
+        metavar="FILE",
+        help="file holding a bearer token of the server's callers file",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     top = commands.add_parser("top", help="live table of the hottest fixtures, fed by WatchStats")
@@ -146,11 +174,29 @@ def describe(error: grpc.RpcError, target: str) -> str:
     return f"{target} answered {code.name}: {details}"
 
 
+def open_channel(args: argparse.Namespace) -> grpc.Channel:
+    """Plain text, or secured as the security options ask. Raises ValueError, OSError."""
+    if not (args.tls_ca or args.tls_cert or args.tls_key or args.token_file):
+        return grpc.insecure_channel(args.target)
+    security = ChannelSecurity(
+        ca_file=args.tls_ca,
+        cert_file=args.tls_cert,
+        key_file=args.tls_key,
+        token=args.token_file.read_text() if args.token_file else None,
+    )
+    return grpc.secure_channel(args.target, security.credentials(args.target))
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     console = Console()
     try:
-        with grpc.insecure_channel(args.target) as channel:
+        channel = open_channel(args)
+    except (ValueError, OSError) as error:
+        parser.error(str(error))
+    try:
+        with channel:
             stub = permits_pb2_grpc.PermitServiceStub(channel)
             if args.command == "stats":
                 run_stats(stub, args, console)

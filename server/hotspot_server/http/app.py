@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import ssl
+
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from hotspot_core.backend import PermitBackend
 from hotspot_core.stats_feed import StatsFeed
+from hotspot_server.http.auth import require_read_stats
 from hotspot_server.http.metrics import PermitMetrics
 from hotspot_server.http.routes import HotSpotRoutes, json_errors
 from hotspot_server.settings import parse_address
+from hotspot_server.transport.callers_file import CallersFile
 
 
 class HttpSide:
@@ -22,10 +27,16 @@ class HttpSide:
         metrics: PermitMetrics,
         *,
         shutdown_timeout: float,
+        callers: CallersFile | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self._address = address
+        self._ssl_context = ssl_context
         self._routes = HotSpotRoutes(backend, feed, metrics)
-        app = web.Application(middlewares=[json_errors])
+        middlewares: list[Middleware] = [json_errors]
+        if callers is not None:
+            middlewares.append(require_read_stats(callers))
+        app = web.Application(middlewares=middlewares)
         self._routes.add_to(app)
         self._runner = web.AppRunner(
             app, handle_signals=False, access_log=None, shutdown_timeout=shutdown_timeout
@@ -35,12 +46,15 @@ class HttpSide:
     @property
     def url(self) -> str:
         host, _ = parse_address(self._address)
-        return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
+        scheme = "https" if self._ssl_context is not None else "http"
+        return (
+            f"{scheme}://[{host}]:{self.port}" if ":" in host else f"{scheme}://{host}:{self.port}"
+        )
 
     async def start(self) -> None:
         host, port = parse_address(self._address)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
+        site = web.TCPSite(self._runner, host, port, ssl_context=self._ssl_context)
         await site.start()
         self.port = int(self._runner.addresses[0][1])
 

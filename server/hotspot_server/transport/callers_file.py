@@ -102,7 +102,7 @@ class CallersFile:
         self.path = path
         self._signature = _file_signature(path)
         self._callers, self._tokens = parse_callers(path.read_text(), str(path))
-        self._next_check = time.monotonic() + REFRESH_INTERVAL
+        self._checked_at = time.monotonic()
 
     def by_token(self, token: str) -> Caller | None:
         self._refresh_now_and_then()
@@ -121,8 +121,8 @@ class CallersFile:
 
     def _refresh_now_and_then(self) -> None:
         now = time.monotonic()
-        if now >= self._next_check:
-            self._next_check = now + REFRESH_INTERVAL
+        if now - self._checked_at >= REFRESH_INTERVAL:
+            self._checked_at = now
             self.reload()
 
     def reload(self) -> bool:

@@ -6,7 +6,8 @@ subclass per case a caller handles differently.
 
     PermitError                  anything the permit service (or the client) reports
     ├── RateLimitExceeded        RESOURCE_EXHAUSTED: QUEUE_FULL, WAIT_TOO_LONG, TOO_MANY_FIXTURES
-    ├── PermitServiceUnavailable UNAVAILABLE (unreachable, SHUTTING_DOWN) or no answer in time
+    ├── PermitServiceUnavailable UNAVAILABLE (unreachable, SHUTTING_DOWN), no answer in time,
+    │                            or the transport turning calls away under overload
     ├── InvalidArgument          INVALID_ARGUMENT: a request broke a rule
     │   └── InvalidFixtureId     ... the rule on fixture_id
     └── PermitNotFound           NOT_FOUND: Release of an unknown or expired permit
@@ -31,6 +32,8 @@ ERROR_DOMAIN = "hotspot.v1"
 """google.rpc.ErrorInfo.domain of every error the permit service reports."""
 RETRY_AFTER_KEY = "retry-after"
 """The plain trailer beside RetryInfo: whole seconds, for callers that read no details."""
+OVERLOAD_RETRY_AFTER = 1.0
+"""Seconds to wait after the transport turned a call away without saying how long."""
 
 
 class PermitError(Exception):
@@ -172,6 +175,16 @@ def error_from_rpc(error: grpc.RpcError) -> PermitError:
         )
     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
         return PermitServiceUnavailable(message, retry_after=retry_after, reason=reason, **common)
+    if code in (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.CANCELLED):
+        # Not hotspot's own refusal (that carries its ErrorInfo, above): the transport turned the
+        # call away under overload (gRPC's pending-call or concurrency limits; a call the client
+        # cancels itself raises CancelledError instead). The service is there but busy.
+        return PermitServiceUnavailable(
+            f"the permit service is overloaded ({code.name}: {message})",
+            retry_after=retry_after if retry_after is not None else OVERLOAD_RETRY_AFTER,
+            reason=reason or "TRANSPORT_OVERLOAD",
+            **common,
+        )
     if code is grpc.StatusCode.INVALID_ARGUMENT:
         violations = [
             (v.field, v.description)

@@ -19,30 +19,38 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from hotspot.v1 import permits_pb2, permits_pb2_grpc
 from hotspot_core.backend import PermitBackend, keeps_local_state, open_backend
 from hotspot_core.stats_feed import StatsFeed
-from hotspot_server.alert_webhook import AlertWebhook
+from hotspot_server.alert_webhook import AlertWebhook, WebhookSecret
 from hotspot_server.http.app import HttpSide
 from hotspot_server.http.metrics import PermitMetrics
 from hotspot_server.logs import set_log_level
 from hotspot_server.reload import AlertRatioTunable, reload_settings
 from hotspot_server.settings import Settings, SettingsError, parse_address
-from hotspot_server.store import SQLiteStore, open_state_store
+from hotspot_server.store import JournalStore, open_state_store
 from hotspot_server.transport.auth import AuthInterceptor
 from hotspot_server.transport.callers_file import CallersFile
 from hotspot_server.transport.grpc_servicer import PermitServicer
 from hotspot_server.transport.reflection import enable_reflection
 from hotspot_server.transport.rpc_metrics import RpcMetricsInterceptor
 from hotspot_server.transport.tls import TlsFiles
+from hotspot_server.transport.undecodable import UndecodableRequests
 
 logger = logging.getLogger("hotspot.server")
 
 PERMIT_SERVICE = permits_pb2.DESCRIPTOR.services_by_name["PermitService"].full_name
 
+MAX_PENDING_REQUESTS = 50_000
 SERVER_OPTIONS = [
     # Refuse to share a port: two servers on one port would each hold half the state.
     ("grpc.so_reuseport", 0),
     # Accept the keepalive pings hotspot clients send on idle channels.
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
+    # gRPC's core cancels calls it has accepted but not yet handed to the server beyond 1,000
+    # pending (3,000 hard): a burst of 10,000 Acquires got 6,500 bare CANCELLEDs. hotspot answers
+    # an Acquire it cannot serve in microseconds, with a proper refusal and a RetryInfo, so it
+    # takes the burst itself: each pending call costs about 2 KiB (20 MB for 10,000).
+    ("grpc.server.max_pending_requests", MAX_PENDING_REQUESTS),
+    ("grpc.server.max_pending_requests_hard_limit", MAX_PENDING_REQUESTS),
 ]
 DRAIN = 1.0
 """Seconds (at most half the grace) that a stopping server, already NOT_SERVING, keeps
@@ -63,7 +71,7 @@ class PermitServer:
         self._feed: StatsFeed | None = None
         self._http: HttpSide | None = None
         self._webhook: AlertWebhook | None = None
-        self._store: SQLiteStore | None = None
+        self._store: JournalStore | None = None
         self._callers: CallersFile | None = None
         self.port = 0
 
@@ -103,7 +111,7 @@ class PermitServer:
                 self._backend = open_backend(settings.backend, settings.policy, self._store)
             except ValueError as error:  # an unknown scheme: the operator's to fix
                 raise SettingsError(f"backend: {error}") from None
-        self._feed = StatsFeed(self._backend)
+        self._feed = StatsFeed(self._backend, settings.stats_caps())
         # Only an HTTP side has /metrics to show the wait histogram; without one, no observer.
         metrics = PermitMetrics(settings.metrics_max_fixtures) if settings.http else None
         tls = self._load_security()
@@ -112,6 +120,7 @@ class PermitServer:
             interceptors.append(RpcMetricsInterceptor(metrics.observe_rpc))
         if self._callers is not None:
             interceptors.append(AuthInterceptor(self._callers))
+        interceptors.append(UndecodableRequests())  # last: the others see what it answers
         server = self._server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=interceptors)
         permits_pb2_grpc.add_PermitServiceServicer_to_server(
             PermitServicer(
@@ -158,7 +167,9 @@ class PermitServer:
             except OSError as error:
                 raise OSError(f"could not listen for HTTP on {settings.http}: {error}") from None
         if settings.alert_webhook is not None:
-            self._webhook = AlertWebhook(settings.alert_webhook)
+            self._webhook = AlertWebhook(
+                settings.alert_webhook, secret=settings.alert_webhook_secret_file
+            )
             self._webhook.start(self._backend)
         await self._health.set("", health_pb2.HealthCheckResponse.SERVING)
         await self._health.set(PERMIT_SERVICE, health_pb2.HealthCheckResponse.SERVING)
@@ -252,15 +263,19 @@ class PermitServer:
                 settings = replace(settings, policy=replace(settings.policy, alert_ratio=ratio))
             else:
                 not_applied.append("alert_ratio")
-        await self._set_webhook(new.alert_webhook)
-        self.settings = replace(settings, alert_webhook=new.alert_webhook)
+        secret = new.alert_webhook_secret_file
+        await self._set_webhook(new.alert_webhook, secret)
+        self.settings = replace(
+            settings, alert_webhook=new.alert_webhook, alert_webhook_secret_file=secret
+        )
         return not_applied
 
-    async def _set_webhook(self, url: str | None) -> None:
+    async def _set_webhook(self, url: str | None, secret: WebhookSecret | None) -> None:
         if self._webhook is not None and url is not None:
             self._webhook.url = url  # alerts still queued go to the new URL too
+            self._webhook.secret = secret  # and are signed with the new key
         elif url is not None and self._backend is not None:
-            self._webhook = AlertWebhook(url)
+            self._webhook = AlertWebhook(url, secret=secret)
             self._webhook.start(self._backend)
         elif self._webhook is not None:
             webhook, self._webhook = self._webhook, None

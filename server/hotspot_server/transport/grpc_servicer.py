@@ -9,12 +9,17 @@ import grpc
 
 from hotspot.v1 import permits_pb2 as pb
 from hotspot.v1 import permits_pb2_grpc
-from hotspot_client.proto_time import checked_seconds, duration_seconds
+from hotspot_client.proto_time import checked_seconds
 from hotspot_core.backend import PermitBackend
 from hotspot_core.errors import InvalidArgument, PermitError, PermitRefused, ShuttingDown
 from hotspot_core.grants import Grant
 from hotspot_core.stats import stats_view
-from hotspot_core.stats_feed import DEFAULT_INTERVAL, StatsFeed, check_interval
+from hotspot_core.stats_feed import (
+    DEFAULT_INTERVAL,
+    StatsFeed,
+    TooManySubscribers,
+    check_interval,
+)
 from hotspot_server.transport.auth import check_upstream_report
 from hotspot_server.transport.caller import caller_name
 from hotspot_server.transport.grpc_errors import abort_with
@@ -119,7 +124,7 @@ class PermitServicer(permits_pb2_grpc.PermitServiceServicer):
 
     async def Stats(self, request: pb.StatsRequest, context: Context) -> pb.StatsResponse:
         try:
-            view = stats_view(request.top_n, list(request.fixture_ids))
+            view = self._feed.check_view(stats_view(request.top_n, list(request.fixture_ids)))
         except PermitError as error:
             await abort_with(context, error)
         return snapshot_to_proto(await self._backend.stats(view))
@@ -128,14 +133,17 @@ class PermitServicer(permits_pb2_grpc.PermitServiceServicer):
         self, request: pb.WatchStatsRequest, context: Context
     ) -> AsyncIterator[pb.StatsResponse]:
         try:
-            view = stats_view(request.top_n, list(request.fixture_ids))
+            view = self._feed.check_view(stats_view(request.top_n, list(request.fixture_ids)))
             interval = check_interval(
-                duration_seconds(request.interval)
+                checked_seconds(request.interval, "interval", at_most=MAX_DURATION)
                 if request.HasField("interval")
                 else DEFAULT_INTERVAL
             )
         except PermitError as error:
             await abort_with(context, error)
-        async with self._feed.subscribe(view, interval) as subscription:
-            async for snapshot in subscription:
-                yield snapshot_to_proto(snapshot)
+        try:
+            async with self._feed.subscribe(view, interval, caller_of(context)) as subscription:
+                async for snapshot in subscription:
+                    yield snapshot_to_proto(snapshot)
+        except TooManySubscribers as error:
+            await abort_with(context, error)

@@ -1,10 +1,7 @@
-"""Task 5.4's comparison, warming on vs off (tests/e2e/warming_scenario.py), as a table.
+"""(g) Task 5.4's comparison, warming on vs off (tests/e2e/warming_scenario.py), as a table.
 
-    .venv/bin/python -m bench.warming_pressure      # about 90 s; needs redis-server
-
-Not yet part of `make bench` (bench/run.py is being reworked); its table is in
-docs/benchmarks.md, section (g). `make bench` rewrites that file: this must join
-bench/run.py for the section to stay.
+Part of `make bench` (section (g)); alone: `.venv/bin/python -m bench.warming_pressure`
+(about 90 s; needs redis-server).
 """
 
 from __future__ import annotations
@@ -42,11 +39,16 @@ def table(off: ScenarioResult, on: ScenarioResult) -> list[str]:
     return lines + [f"| {name} | {a} | {b} |" for name, a, b in rows]
 
 
-async def main() -> None:
+async def measure() -> tuple[ScenarioResult, ScenarioResult]:
+    """One run of each scenario: (warming and cache off, warming on)."""
     with tempfile.TemporaryDirectory() as tmp:
         off = await run_scenario(Path(tmp) / "off", warming=False, fixture_id="BENCH5P4OFF")
         on = await run_scenario(Path(tmp) / "on", warming=True, fixture_id="BENCH5P4ON")
-    print("\n".join(table(off, on)))
+    return off, on
+
+
+async def main() -> None:
+    print("\n".join(table(*await measure())))
 
 
 if __name__ == "__main__":

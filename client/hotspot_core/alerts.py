@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import enum
 import logging
 from collections.abc import Callable
@@ -30,7 +32,12 @@ AlertListener = Callable[[Alert], None]
 
 
 class AlertBoard:
-    """The fixtures hot right now, and the listeners told of every change."""
+    """The fixtures hot right now, and the listeners told of every change.
+
+    Listeners are told after the call that changed the state, in a later loop step and
+    in an empty context: fan-out to subscribers and webhooks is never part of the
+    Acquire that raised an alert, nor done as its caller.
+    """
 
     def __init__(self, *, threshold: int, clear_below: int) -> None:
         self.threshold = threshold
@@ -38,6 +45,8 @@ class AlertBoard:
         # Only when each alert was raised: a hot fixture should cost a few bytes, not an object.
         self._raised_at: dict[str, float] = {}
         self._listeners: list[AlertListener] = []
+        self._outbox: list[Alert] = []
+        self._context = contextvars.Context()
 
     def active(self, calls_in_window: Callable[[str], int]) -> list[Alert]:
         """The alerts raised and not cleared, with each fixture's current count."""
@@ -93,9 +102,20 @@ class AlertBoard:
                 "clear_below": self.clear_below,
             },
         )
-        for listener in list(self._listeners):
+        self._outbox.append(alert)
+        if len(self._outbox) == 1:
             try:
-                listener(alert)
-            except Exception:
-                # A broken listener must never break the permit path that raised the alert.
-                logger.exception("alert listener failed")
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # no loop, so no permit path to keep it off
+                self._deliver()
+            else:
+                loop.call_soon(self._deliver, context=self._context)
+
+    def _deliver(self) -> None:
+        alerts, self._outbox = self._outbox, []
+        for alert in alerts:
+            for listener in list(self._listeners):
+                try:
+                    listener(alert)
+                except Exception:
+                    logger.exception("alert listener failed")

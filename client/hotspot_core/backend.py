@@ -7,7 +7,7 @@ process; other schemes (a Redis backend shared by replicas) register here.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 from urllib.parse import urlsplit
 
@@ -60,7 +60,15 @@ class PermitBackend(Protocol):
         that acquired the permit may release it: to anyone else it is PermitNotFound."""
         ...
 
-    async def stats(self, view: StatsView) -> StatsSnapshot: ...
+    async def stats(self, view: StatsView) -> StatsSnapshot:
+        """One view's snapshot, exact at its generated_at (the rows and the ranking alike)."""
+        ...
+
+    async def snapshots(self, views: Sequence[StatsView]) -> list[StatsSnapshot]:
+        """One snapshot per view, in order, all generated at one moment from one ranking of
+        the hottest: what a stats tick serves to every subscriber. Its cost must not grow
+        with the fixtures tracked (a backend keeps its ranking as it goes)."""
+        ...
 
     def unready_reason(self) -> str | None:
         """None while the backend can grant; else why it cannot (its store fails to write)."""

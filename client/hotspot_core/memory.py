@@ -9,7 +9,7 @@ import logging
 import math
 from array import array
 from bisect import bisect_right, insort
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 
 from hotspot_core.alerts import AlertBoard, AlertListener
 from hotspot_core.clock import Clock, LoopClock, Timer
@@ -31,6 +31,7 @@ from hotspot_core.leases import LeaseBook, PermitLease
 from hotspot_core.log_summary import LogSummary
 from hotspot_core.persistence import FixtureRecord, StateStore
 from hotspot_core.policy import PermitPolicy
+from hotspot_core.ranking import HeatEntry, HeatRanking, heat
 from hotspot_core.request_id import check_request_id
 from hotspot_core.stats import FixtureStats, StatsSnapshot, StatsView, Totals
 from hotspot_core.waiters import Waiter, WaiterQueue
@@ -148,6 +149,7 @@ class MemoryBackend:
         self._alerts = AlertBoard(
             threshold=self._policy.raise_at, clear_below=self._policy.clear_below
         )
+        self._ranking = HeatRanking(self._clock, self._heat, lambda: list(self._fixtures))
         self._holds = HoldTimes(SERVER_SAMPLES, SERVER_REFRESH)
         self._closed = False
         self._calls_total = 0
@@ -332,6 +334,7 @@ class MemoryBackend:
             caller=caller,
         )
         waiters.append(waiter)
+        self._ranking.note(fx.fixture_id)  # heats it: the stats ranking measures it again
         if caller:
             self._caller_waiters[caller] = waiting + 1
         if deadline != math.inf:
@@ -493,6 +496,7 @@ class MemoryBackend:
         policy = self._policy
         window = fx.window
         window.record(now)
+        self._ranking.note(fx.fixture_id)  # heats it: the stats ranking measures it again
         fx.calls_total += 1
         fx.in_flight += 1
         self._calls_total += 1
@@ -875,34 +879,57 @@ class MemoryBackend:
     # -- Stats -----------------------------------------------------------------------------
 
     async def stats(self, view: StatsView) -> StatsSnapshot:
-        now = self._clock.monotonic()
-        fixtures = self._fixtures
-        if view.fixture_ids:
-            rows = [self._fixture_stats(fixtures.get(f), f, now) for f in view.fixture_ids]
-            rows.sort(key=FixtureStats.heat_key)
+        return (await self.snapshots([view]))[0]
+
+    async def snapshots(self, views: Sequence[StatsView]) -> list[StatsSnapshot]:
+        """One snapshot per view, all exact at one moment: the hottest come from one ranking
+        (HeatRanking, cost independent of the fixtures tracked), and each row is built once
+        however many views show it."""
+        top = max((v.top_n for v in views if not v.fixture_ids), default=0)
+        if top:
+            now, hottest = await self._ranking.hottest(top)
         else:
-            hottest = heapq.nsmallest(
-                view.top_n,
-                fixtures.values(),
-                key=lambda fx: (-fx.window.count_at(now), -fx.queue_depth(), fx.fixture_id),
-            )
-            rows = [self._fixture_stats(fx, fx.fixture_id, now) for fx in hottest]
+            now, hottest = self._clock.monotonic(), []
+        fixtures = self._fixtures
+        rows = {f: self._fixture_stats(fixtures.get(f), f, now) for f in hottest}
+        ranked = list(rows.values())
+        for view in views:
+            for f in view.fixture_ids:
+                if f not in rows:
+                    rows[f] = self._fixture_stats(fixtures.get(f), f, now)
         alerts = self._alerts.active(
             lambda f: fixtures[f].window.count_at(now) if f in fixtures else 0
         )
-        return StatsSnapshot(
-            generated_at=self._clock.to_wall(now),
-            fixtures=rows,
-            totals=Totals(
-                fixtures_tracked=len(fixtures),
-                calls_total=self._calls_total,
-                rejected_total=self._rejected_total,
-                queue_depth=self._queue_depth,
-                in_flight=self._in_flight,
-                abandoned_total=self._abandoned_total,
-            ),
-            alerts=alerts,
+        totals = Totals(
+            fixtures_tracked=len(fixtures),
+            calls_total=self._calls_total,
+            rejected_total=self._rejected_total,
+            queue_depth=self._queue_depth,
+            in_flight=self._in_flight,
+            abandoned_total=self._abandoned_total,
         )
+        generated_at = self._clock.to_wall(now)
+        return [
+            StatsSnapshot(
+                generated_at=generated_at,
+                fixtures=sorted((rows[f] for f in view.fixture_ids), key=FixtureStats.heat_key)
+                if view.fixture_ids
+                else ranked[: view.top_n],
+                totals=totals,
+                alerts=alerts,
+            )
+            for view in views
+        ]
+
+    def _heat(self, fixture_ids: Iterable[str], now: float) -> list[HeatEntry]:
+        """The ranking's measure: each tracked fixture's heat at `now`."""
+        get = self._fixtures.get
+        entries: list[HeatEntry] = []
+        for fixture_id in fixture_ids:
+            fx = get(fixture_id)
+            if fx is not None:
+                entries.append((heat(fx.window.count_at(now), fx.queue_depth()), fixture_id))
+        return entries
 
     def _fixture_stats(self, fx: FixtureState | None, fixture_id: str, now: float) -> FixtureStats:
         policy = self._policy

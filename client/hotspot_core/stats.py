@@ -13,8 +13,12 @@ MAX_TOP_N = 1000
 MAX_FIXTURE_IDS = 1000
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class FixtureStats:
+    """One fixture's row; read-only by convention. Not frozen: a frozen dataclass sets each of
+    its 15 fields through object.__setattr__, which made rows 4x costlier to build, and a tick
+    builds up to a thousand of them (one row is shared by every view that shows it)."""
+
     fixture_id: str
     calls_in_window: int
     calls_total: int

@@ -17,6 +17,13 @@ from urllib.parse import urlsplit
 
 from hotspot_core.durations import parse_duration
 from hotspot_core.policy import PermitPolicy
+from hotspot_core.stats import MAX_FIXTURE_IDS
+from hotspot_core.stats_feed import (
+    DEFAULT_MAX_SUBSCRIBERS,
+    DEFAULT_MAX_SUBSCRIBERS_PER_CALLER,
+    StatsCaps,
+)
+from hotspot_server.alert_webhook import WebhookSecret, read_webhook_secret
 from hotspot_server.build_info import version_line
 
 
@@ -119,6 +126,11 @@ class Settings:
     """HOST:PORT of /health/hot-spots, /metrics and /dashboard; None: no HTTP side."""
     metrics_max_fixtures: int = 1000
     """Fixtures that carry their own series in /metrics: the hottest ones."""
+    stats_max_subscribers: int = DEFAULT_MAX_SUBSCRIBERS
+    """WatchStats and SSE streams open at once, on the whole server."""
+    stats_max_subscribers_per_caller: int = DEFAULT_MAX_SUBSCRIBERS_PER_CALLER
+    stats_max_fixture_ids: int = MAX_FIXTURE_IDS
+    """Fixtures one stats view (Stats, WatchStats, the HTTP endpoints) may name."""
     alert_webhook: str | None = None
     """URL that every alert raised or cleared is POSTed to."""
     state_dir: Path | None = None
@@ -137,6 +149,16 @@ class Settings:
 
 
 # Each setting: its key (flag --key with dashes, TOML key with underscores), how to parse it,
+    def __post_init__(self) -> None:
+        self.stats_caps()  # a bad cap is a bad setting, reported as one
+
+    def stats_caps(self) -> StatsCaps:
+        return StatsCaps(
+            self.stats_max_subscribers,
+            self.stats_max_subscribers_per_caller,
+            self.stats_max_fixture_ids,
+        )
+
 # and whether it belongs to the PermitPolicy.
 _KEYS: dict[str, tuple[Callable[[Any], Any], str]] = {
     "listen": (str, "gRPC address to listen on, HOST:PORT (default 127.0.0.1:50051)"),
@@ -171,6 +193,21 @@ _KEYS: dict[str, tuple[Callable[[Any], Any], str]] = {
     "metrics_max_fixtures": (int, "hottest fixtures with their own /metrics series (default 1000)"),
     "alert_webhook": (parse_webhook_url, "URL to POST each alert raised or cleared to"),
     "state_dir": (
+    "stats_max_subscribers": (
+        int,
+        f"WatchStats and SSE streams open at once (default {DEFAULT_MAX_SUBSCRIBERS}); "
+        "more are RESOURCE_EXHAUSTED (HTTP 429)",
+    ),
+    "stats_max_subscribers_per_caller": (
+        int,
+        "streams one caller (or, on an open server, one address) may hold at once "
+        f"(default {DEFAULT_MAX_SUBSCRIBERS_PER_CALLER})",
+    ),
+    "stats_max_fixture_ids": (
+        int,
+        f"fixtures one stats view may name, 1 to {MAX_FIXTURE_IDS} (default {MAX_FIXTURE_IDS}); "
+        "more are INVALID_ARGUMENT",
+    ),
         parse_state_dir,
         f"directory of the durable state (windows survive a crash), or {STATE_NONE} "
         f"(default {DEFAULT_STATE_DIR})",

@@ -478,6 +478,7 @@ async def test_alert_raised_at_40_cleared_below_35_with_one_log_line_each(
     assert events == []
     await asyncio.sleep(1)
     await used(b, "f", 1)
+    await asyncio.sleep(0)  # listeners are told in the next loop step, after the Acquire
     assert [(e.state, e.calls_in_window, e.threshold) for e in events] == [
         (AlertState.RAISED, 40, 40)
     ]

@@ -9,10 +9,10 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from hotspot_core.backend import PermitBackend
-from hotspot_core.errors import InvalidArgument
-from hotspot_core.stats_feed import StatsFeed
+from hotspot_core.stats_feed import StatsFeed, TooManySubscribers
 from hotspot_server.http.json_messages import snapshot_to_json
 from hotspot_server.http.metrics import PermitMetrics
+from hotspot_server.transport.caller import caller_name
 from hotspot_server.http.stats_query import read_stats_query
 
 # The page may talk to this server only: a browser enforces it even if the page were edited.
@@ -50,24 +50,29 @@ class HotSpotRoutes:
 
     async def hot_spots(self, request: web.Request) -> web.Response:
         query = read_stats_query(request.query)
-        snapshot = await self._backend.stats(query.view)
+        snapshot = await self._backend.stats(self._feed.check_view(query.view))
         return web.json_response(snapshot_to_json(snapshot, self._backend.policy), dumps=_dumps)
 
     async def hot_spots_stream(self, request: web.Request) -> web.StreamResponse:
         """Server-sent events: the first snapshot at once, then one per interval (StatsFeed)."""
         query = read_stats_query(request.query, streaming=True)
-        response = web.StreamResponse(
-            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
-        )
-        async with self._feed.subscribe(query.view, query.interval) as subscription:
-            await response.prepare(request)
-            await response.write(f"retry: {SSE_RETRY_MS}\n\n".encode())
-            try:
-                async for snapshot in subscription:
-                    data = _dumps(snapshot_to_json(snapshot, self._backend.policy))
-                    await response.write(f"data: {data}\n\n".encode())
-            except ConnectionResetError:
-                pass  # the reader went away; leaving the block unsubscribes it
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        # As on gRPC: the authenticated caller, else the reader's address.
+        caller = caller_name() or f"peer:{request.remote}"
+        try:
+            async with self._feed.subscribe(query.view, query.interval, caller) as subscription:
+                await response.prepare(request)
+                await response.write(f"retry: {SSE_RETRY_MS}\n\n".encode())
+                try:
+                    async for snapshot in subscription:
+                        data = _dumps(snapshot_to_json(snapshot, self._backend.policy))
+                        await response.write(f"data: {data}\n\n".encode())
+                except ConnectionResetError:
+                    pass  # the reader went away; leaving the block unsubscribes it
+        except TooManySubscribers as error:
+            return web.json_response(
+                {"error": "too_many_subscribers", "message": str(error)}, status=429
+            )
         return response
 
     async def healthz(self, request: web.Request) -> web.Response:

@@ -23,6 +23,7 @@ from hotspot_core.errors import (
     StoreUnavailable,
     whole_seconds,
 )
+from hotspot_core.stats_feed import TooManySubscribers
 
 Metadata = tuple[tuple[str, str | bytes], ...]
 
@@ -55,6 +56,9 @@ def grpc_status_for(error: PermitError) -> tuple[grpc.StatusCode, str, Metadata]
             field=error.field, description=str(error)
         )
         details.append(error_details_pb2.BadRequest(field_violations=[violation]))
+    elif isinstance(error, TooManySubscribers):
+        code = grpc.StatusCode.RESOURCE_EXHAUSTED
+        metadata = {"scope": error.scope, "limit": str(error.limit)}
     elif isinstance(error, PermitNotFound):
         code = grpc.StatusCode.NOT_FOUND
         metadata = {"permit_id": error.permit_id}

@@ -23,7 +23,6 @@ from hotspot_core.stats_feed import (
     DEFAULT_MAX_SUBSCRIBERS_PER_CALLER,
     StatsCaps,
 )
-from hotspot_server.alert_webhook import WebhookSecret, read_webhook_secret
 from hotspot_server.build_info import version_line
 
 
@@ -147,8 +146,6 @@ class Settings:
     insecure: bool = False
     """Serve a non-loopback address without caller identity (or tokens without TLS)."""
 
-
-# Each setting: its key (flag --key with dashes, TOML key with underscores), how to parse it,
     def __post_init__(self) -> None:
         self.stats_caps()  # a bad cap is a bad setting, reported as one
 
@@ -159,6 +156,8 @@ class Settings:
             self.stats_max_fixture_ids,
         )
 
+
+# Each setting: its key (flag --key with dashes, TOML key with underscores), how to parse it,
 # and whether it belongs to the PermitPolicy.
 _KEYS: dict[str, tuple[Callable[[Any], Any], str]] = {
     "listen": (str, "gRPC address to listen on, HOST:PORT (default 127.0.0.1:50051)"),
@@ -191,8 +190,6 @@ _KEYS: dict[str, tuple[Callable[[Any], Any], str]] = {
     "log_level": (parse_log_level, f"{', '.join(LOG_LEVELS)} (default info)"),
     "http": (parse_http, f"HTTP address, HOST:PORT or {HTTP_OFF} (default {DEFAULT_HTTP})"),
     "metrics_max_fixtures": (int, "hottest fixtures with their own /metrics series (default 1000)"),
-    "alert_webhook": (parse_webhook_url, "URL to POST each alert raised or cleared to"),
-    "state_dir": (
     "stats_max_subscribers": (
         int,
         f"WatchStats and SSE streams open at once (default {DEFAULT_MAX_SUBSCRIBERS}); "
@@ -208,6 +205,8 @@ _KEYS: dict[str, tuple[Callable[[Any], Any], str]] = {
         f"fixtures one stats view may name, 1 to {MAX_FIXTURE_IDS} (default {MAX_FIXTURE_IDS}); "
         "more are INVALID_ARGUMENT",
     ),
+    "alert_webhook": (parse_webhook_url, "URL to POST each alert raised or cleared to"),
+    "state_dir": (
         parse_state_dir,
         f"directory of the durable state (windows survive a crash), or {STATE_NONE} "
         f"(default {DEFAULT_STATE_DIR})",

@@ -9,11 +9,12 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from hotspot_core.backend import PermitBackend
+from hotspot_core.errors import InvalidArgument
 from hotspot_core.stats_feed import StatsFeed, TooManySubscribers
 from hotspot_server.http.json_messages import snapshot_to_json
 from hotspot_server.http.metrics import PermitMetrics
-from hotspot_server.transport.caller import caller_name
 from hotspot_server.http.stats_query import read_stats_query
+from hotspot_server.transport.caller import caller_name
 
 # The page may talk to this server only: a browser enforces it even if the page were edited.
 DASHBOARD_POLICY = (
@@ -56,7 +57,9 @@ class HotSpotRoutes:
     async def hot_spots_stream(self, request: web.Request) -> web.StreamResponse:
         """Server-sent events: the first snapshot at once, then one per interval (StatsFeed)."""
         query = read_stats_query(request.query, streaming=True)
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        )
         # As on gRPC: the authenticated caller, else the reader's address.
         caller = caller_name() or f"peer:{request.remote}"
         try:

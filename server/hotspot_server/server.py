@@ -173,6 +173,13 @@ class PermitServer:
             self._webhook.start(self._backend)
         await self._health.set("", health_pb2.HealthCheckResponse.SERVING)
         await self._health.set(PERMIT_SERVICE, health_pb2.HealthCheckResponse.SERVING)
+        if self._callers is None:  # once started: a start that fails stays one line
+            logger.warning(
+                "no caller identity (no --auth-tokens): anyone who reaches %s may acquire, "
+                "release, pause fixtures and read stats",
+                " and ".join(a for a in (self.address, self.http_url) if a),
+                extra={"event": "auth_open"},
+            )
         policy = settings.policy
         logger.info(
             "hotspot ready: gRPC on %s, HTTP %s (limit %d per %gs, queue %d, backend %s, %s)",
@@ -198,13 +205,6 @@ class PermitServer:
             raise SettingsError(str(error)) from None
         except OSError as error:
             raise OSError(f"cannot read {error.filename}: {error.strerror}") from None
-        if self._callers is None:
-            logger.warning(
-                "no caller identity (no --auth-tokens): anyone who reaches %s may acquire, "
-                "release, pause fixtures and read stats",
-                " and ".join(a for a in (settings.listen, settings.http) if a),
-                extra={"event": "auth_open"},
-            )
         return tls
 
     def _state_phrase(self) -> str:

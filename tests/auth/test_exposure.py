@@ -83,10 +83,10 @@ def test_insecure_lifts_the_refusal_in_every_spelling() -> None:
 
 async def test_an_open_server_says_so_at_start(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING)
-    async with serving(Settings(listen="127.0.0.1:0")):
-        pass
+    async with serving(Settings(listen="127.0.0.1:0", http="127.0.0.1:0")) as server:
+        addresses = f"{server.address} and {server.http_url}"
     warnings = [r.getMessage() for r in caplog.records if getattr(r, "event", "") == "auth_open"]
     assert warnings == [
-        "no caller identity (no --auth-tokens): anyone who reaches 127.0.0.1:0 may acquire, "
+        f"no caller identity (no --auth-tokens): anyone who reaches {addresses} may acquire, "
         "release, pause fixtures and read stats"
     ]

@@ -21,8 +21,9 @@ from hotspot_server.transport.callers_file import CallersFile
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})
 """Liveness and readiness probes, which carry no identity and tell nothing about fixtures."""
 CHALLENGES = (
+    # Basic first: a browser answers the first scheme it knows, and knows no Bearer.
+    ("WWW-Authenticate", 'Basic realm="hotspot", charset="UTF-8"'),
     ("WWW-Authenticate", 'Bearer realm="hotspot"'),
-    ("WWW-Authenticate", 'Basic realm="hotspot"'),
 )
 
 

@@ -94,31 +94,51 @@ class HeatRanking:
             return await self._rescan(n)
 
     def _refresh(self, n: int, last_chance: bool = False) -> tuple[float, list[str]] | None:
-        """Measure what is held and what was noted, at one moment; None if a rescan is needed."""
+        """Measure, at one moment, every fixture noted and the held ones hottest bound first,
+        until the n hottest are known; None if a rescan is needed.
+
+        A held fixture not noted since it was measured is at most as hot as it was then: the
+        walk stops once the n-th hottest measured now is at least that hot, so a refresh
+        costs what was noted plus about n, however many are held.
+        """
         now = self._clock.monotonic()
-        ids = {fixture_id for _, fixture_id in self._held}
-        ids.update(self._noted)
-        self._noted.clear()  # the same set: `note` stays bound to it
-        entries = self._measure(ids, now)
-        self.measured += len(entries)
+        noted = self._noted
+        exact = self._measure(noted, now)
+        top = heapq.nlargest(n, [h for h, _ in exact])  # the n hottest heats: a min-heap
+        heapq.heapify(top)
+        held = self._held
+        walked = 0
+        for bound, fixture_id in held:
+            if len(top) >= n and top[0] >= bound:
+                break
+            walked += 1
+            if fixture_id in noted:
+                continue  # measured above
+            for entry in self._measure((fixture_id,), now):
+                exact.append(entry)
+                if len(top) < n:
+                    heapq.heappush(top, entry[0])
+                elif entry[0] > top[0]:
+                    heapq.heapreplace(top, entry[0])
+        self.measured += len(exact)
         self.refreshes += 1
-        size = self._size
-        entries.sort(key=_HEAT, reverse=True)
         floor = self._floor
-        if len(entries) > size:
-            dropped = entries[size][0]  # the hottest left out; everything else left out is cooler
+        if not last_chance and floor is not None and (len(top) < n or top[0] < floor):
+            return None
+        # Held and not measured now: their last heat still bounds them.
+        unmeasured = [e for e in held[walked:] if e[1] not in noted]
+        noted.clear()  # the same set: `note` stays bound to it
+        exact.sort(key=_HEAT, reverse=True)
+        shown = sorted(exact[:n], key=lambda e: (-e[0], e[1]))
+        merged = sorted(exact + unmeasured, key=_HEAT, reverse=True)  # two sorted runs: a merge
+        size = self._size
+        if len(merged) > size:
+            dropped = merged[size][0]  # the hottest left out; everything else left out is cooler
             if floor is None or dropped > floor:
                 floor = dropped
-            del entries[size:]
-        if (
-            not last_chance
-            and floor is not None
-            and (len(entries) < n or entries[n - 1][0] < floor)
-        ):
-            return None
-        self._held = entries
+            del merged[size:]
+        self._held = merged
         self._floor = floor
-        shown = sorted(entries[:n], key=lambda e: (-e[0], e[1]))
         return now, [fixture_id for _, fixture_id in shown]
 
     async def _rescan(self, n: int) -> tuple[float, list[str]]:

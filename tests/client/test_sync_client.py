@@ -24,7 +24,6 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from hotspot.v1 import permits_pb2 as pb
 from hotspot_client import (
     InvalidFixtureId,
-    PermitError,
     PermitPolicy,
     PermitServiceUnavailable,
     RateLimitExceeded,
@@ -249,9 +248,11 @@ def test_an_invalid_fixture_id_names_the_rule(
     assert "1 to 128 characters" in error.message
 
 
-def test_resource_exhausted_without_hotspot_details_is_a_plain_permit_error(
+def test_resource_exhausted_without_hotspot_details_is_the_service_unavailable(
     scripted: tuple[ScriptedService, SyncPermitClient],
 ) -> None:
+    """Not hotspot's refusal (no ErrorInfo of its own): gRPC turned the call away. The caller
+    learns the service is busy, with when to come back, never a bare PermitError."""
     service, client = scripted
     pending = service.run(lambda: client.acquire("F"))
     _, rpc = service.take(ACQUIRE)
@@ -259,9 +260,10 @@ def test_resource_exhausted_without_hotspot_details_is_a_plain_permit_error(
         None, (("retry-after", "3"),), grpc.StatusCode.RESOURCE_EXHAUSTED, "message too large"
     )
     error = pending.exception(ANSWER)
-    assert type(error) is PermitError
+    assert isinstance(error, PermitServiceUnavailable)
     assert error.code is grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert error.message == "message too large"
+    assert error.retry_after == 3
+    assert "message too large" in error.message
 
 
 # -- UNAVAILABLE ------------------------------------------------------------------------------

@@ -26,37 +26,39 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18hotspot/v1/permits.proto\x12\nhotspot.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"x\n\x0e\x41\x63quireRequest\x12\x12\n\nfixture_id\x18\x01 \x01(\t\x12+\n\x08max_wait\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x11\n\tclient_id\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"\xf4\x01\n\x0f\x41\x63quireResponse\x12\x11\n\tpermit_id\x18\x01 \x01(\t\x12\x12\n\nfixture_id\x18\x02 \x01(\t\x12.\n\ngranted_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x06waited\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x16\n\x0equeue_position\x18\x05 \x01(\r\x12\x11\n\tremaining\x18\x06 \x01(\r\x12\x34\n\x10lease_expires_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x96\x01\n\x0eReleaseRequest\x12\x11\n\tpermit_id\x18\x01 \x01(\t\x12$\n\x07outcome\x18\x02 \x01(\x0e\x32\x13.hotspot.v1.Outcome\x12\x37\n\x14upstream_retry_after\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"+\n\x0fReleaseResponse\x12\x18\n\x10\x61lready_released\x18\x01 \x01(\x08\"2\n\x0cStatsRequest\x12\x13\n\x0b\x66ixture_ids\x18\x01 \x03(\t\x12\r\n\x05top_n\x18\x02 \x01(\r\"\xdd\x01\n\rStatsResponse\x12\x30\n\x0cgenerated_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x08\x66ixtures\x18\x02 \x03(\x0b\x32\x18.hotspot.v1.FixtureStats\x12\"\n\x06totals\x18\x03 \x01(\x0b\x32\x12.hotspot.v1.Totals\x12!\n\x06\x61lerts\x18\x04 \x03(\x0b\x32\x11.hotspot.v1.Alert\x12\'\n\x0c\x61lert_events\x18\x05 \x03(\x0b\x32\x11.hotspot.v1.Alert\"\x81\x03\n\x0c\x46ixtureStats\x12\x12\n\nfixture_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63\x61lls_in_window\x18\x02 \x01(\r\x12\x13\n\x0b\x63\x61lls_total\x18\x03 \x01(\x04\x12\x13\n\x0bqueue_depth\x18\x04 \x01(\r\x12\x16\n\x0equeue_capacity\x18\x05 \x01(\r\x12\x16\n\x0erejected_total\x18\x06 \x01(\x04\x12\x11\n\tin_flight\x18\x07 \x01(\r\x12\r\n\x05limit\x18\x08 \x01(\r\x12)\n\x06window\x18\t \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x13\n\x0butilization\x18\n \x01(\x01\x12\x0b\n\x03hot\x18\x0b \x01(\x08\x12\x30\n\x0cpaused_until\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0f\x61\x62\x61ndoned_total\x18\r \x01(\x04\x12\x30\n\rexpected_hold\x18\x0e \x01(\x0b\x32\x19.google.protobuf.Duration\"\x90\x01\n\x06Totals\x12\x18\n\x10\x66ixtures_tracked\x18\x01 \x01(\r\x12\x13\n\x0b\x63\x61lls_total\x18\x02 \x01(\x04\x12\x16\n\x0erejected_total\x18\x03 \x01(\x04\x12\x13\n\x0bqueue_depth\x18\x04 \x01(\r\x12\x11\n\tin_flight\x18\x05 \x01(\r\x12\x17\n\x0f\x61\x62\x61ndoned_total\x18\x06 \x01(\x04\"\xab\x01\n\x05\x41lert\x12\x12\n\nfixture_id\x18\x01 \x01(\t\x12%\n\x05state\x18\x02 \x01(\x0e\x32\x16.hotspot.v1.AlertState\x12\x17\n\x0f\x63\x61lls_in_window\x18\x03 \x01(\r\x12\x11\n\tthreshold\x18\x04 \x01(\r\x12&\n\x02\x61t\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x63lear_below\x18\x06 \x01(\r\"d\n\x11WatchStatsRequest\x12+\n\x08interval\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\r\n\x05top_n\x18\x02 \x01(\r\x12\x13\n\x0b\x66ixture_ids\x18\x03 \x03(\t*\x85\x01\n\x07Outcome\x12\x17\n\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x13\n\x0fOUTCOME_SUCCESS\x10\x01\x12\x13\n\x0fOUTCOME_FAILURE\x10\x02\x12\x14\n\x10OUTCOME_NOT_SENT\x10\x03\x12!\n\x1dOUTCOME_UPSTREAM_RATE_LIMITED\x10\x04*Z\n\nAlertState\x12\x1b\n\x17\x41LERT_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12\x41LERT_STATE_RAISED\x10\x01\x12\x17\n\x13\x41LERT_STATE_CLEARED\x10\x02\x32\x9f\x02\n\rPermitService\x12\x42\n\x07\x41\x63quire\x12\x1a.hotspot.v1.AcquireRequest\x1a\x1b.hotspot.v1.AcquireResponse\x12\x42\n\x07Release\x12\x1a.hotspot.v1.ReleaseRequest\x1a\x1b.hotspot.v1.ReleaseResponse\x12<\n\x05Stats\x12\x18.hotspot.v1.StatsRequest\x1a\x19.hotspot.v1.StatsResponse\x12H\n\nWatchStats\x12\x1d.hotspot.v1.WatchStatsRequest\x1a\x19.hotspot.v1.StatsResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18hotspot/v1/permits.proto\x12\nhotspot.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9e\x01\n\x0e\x41\x63quireRequest\x12\x12\n\nfixture_id\x18\x01 \x01(\t\x12+\n\x08max_wait\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x11\n\tclient_id\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12$\n\x07purpose\x18\x05 \x01(\x0e\x32\x13.hotspot.v1.Purpose\"\xf4\x01\n\x0f\x41\x63quireResponse\x12\x11\n\tpermit_id\x18\x01 \x01(\t\x12\x12\n\nfixture_id\x18\x02 \x01(\t\x12.\n\ngranted_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x06waited\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x16\n\x0equeue_position\x18\x05 \x01(\r\x12\x11\n\tremaining\x18\x06 \x01(\r\x12\x34\n\x10lease_expires_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x96\x01\n\x0eReleaseRequest\x12\x11\n\tpermit_id\x18\x01 \x01(\t\x12$\n\x07outcome\x18\x02 \x01(\x0e\x32\x13.hotspot.v1.Outcome\x12\x37\n\x14upstream_retry_after\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"+\n\x0fReleaseResponse\x12\x18\n\x10\x61lready_released\x18\x01 \x01(\x08\"2\n\x0cStatsRequest\x12\x13\n\x0b\x66ixture_ids\x18\x01 \x03(\t\x12\r\n\x05top_n\x18\x02 \x01(\r\"\xdd\x01\n\rStatsResponse\x12\x30\n\x0cgenerated_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x08\x66ixtures\x18\x02 \x03(\x0b\x32\x18.hotspot.v1.FixtureStats\x12\"\n\x06totals\x18\x03 \x01(\x0b\x32\x12.hotspot.v1.Totals\x12!\n\x06\x61lerts\x18\x04 \x03(\x0b\x32\x11.hotspot.v1.Alert\x12\'\n\x0c\x61lert_events\x18\x05 \x03(\x0b\x32\x11.hotspot.v1.Alert\"\x92\x03\n\x0c\x46ixtureStats\x12\x12\n\nfixture_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63\x61lls_in_window\x18\x02 \x01(\r\x12\x13\n\x0b\x63\x61lls_total\x18\x03 \x01(\x04\x12\x13\n\x0bqueue_depth\x18\x04 \x01(\r\x12\x16\n\x0equeue_capacity\x18\x05 \x01(\r\x12\x16\n\x0erejected_total\x18\x06 \x01(\x04\x12\x11\n\tin_flight\x18\x07 \x01(\r\x12\r\n\x05limit\x18\x08 \x01(\r\x12)\n\x06window\x18\t \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x13\n\x0butilization\x18\n \x01(\x01\x12\x0b\n\x03hot\x18\x0b \x01(\x08\x12\x30\n\x0cpaused_until\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0f\x61\x62\x61ndoned_total\x18\r \x01(\x04\x12\x30\n\rexpected_hold\x18\x0e \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0f\n\x07warming\x18\x0f \x01(\x08\"\x90\x01\n\x06Totals\x12\x18\n\x10\x66ixtures_tracked\x18\x01 \x01(\r\x12\x13\n\x0b\x63\x61lls_total\x18\x02 \x01(\x04\x12\x16\n\x0erejected_total\x18\x03 \x01(\x04\x12\x13\n\x0bqueue_depth\x18\x04 \x01(\r\x12\x11\n\tin_flight\x18\x05 \x01(\r\x12\x17\n\x0f\x61\x62\x61ndoned_total\x18\x06 \x01(\x04\"\xab\x01\n\x05\x41lert\x12\x12\n\nfixture_id\x18\x01 \x01(\t\x12%\n\x05state\x18\x02 \x01(\x0e\x32\x16.hotspot.v1.AlertState\x12\x17\n\x0f\x63\x61lls_in_window\x18\x03 \x01(\r\x12\x11\n\tthreshold\x18\x04 \x01(\r\x12&\n\x02\x61t\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x63lear_below\x18\x06 \x01(\r\"d\n\x11WatchStatsRequest\x12+\n\x08interval\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\r\n\x05top_n\x18\x02 \x01(\r\x12\x13\n\x0b\x66ixture_ids\x18\x03 \x03(\t*I\n\x07Purpose\x12\x17\n\x13PURPOSE_UNSPECIFIED\x10\x00\x12\x10\n\x0cPURPOSE_USER\x10\x01\x12\x13\n\x0fPURPOSE_WARMING\x10\x02*\x85\x01\n\x07Outcome\x12\x17\n\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x13\n\x0fOUTCOME_SUCCESS\x10\x01\x12\x13\n\x0fOUTCOME_FAILURE\x10\x02\x12\x14\n\x10OUTCOME_NOT_SENT\x10\x03\x12!\n\x1dOUTCOME_UPSTREAM_RATE_LIMITED\x10\x04*Z\n\nAlertState\x12\x1b\n\x17\x41LERT_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12\x41LERT_STATE_RAISED\x10\x01\x12\x17\n\x13\x41LERT_STATE_CLEARED\x10\x02\x32\x9f\x02\n\rPermitService\x12\x42\n\x07\x41\x63quire\x12\x1a.hotspot.v1.AcquireRequest\x1a\x1b.hotspot.v1.AcquireResponse\x12\x42\n\x07Release\x12\x1a.hotspot.v1.ReleaseRequest\x1a\x1b.hotspot.v1.ReleaseResponse\x12<\n\x05Stats\x12\x18.hotspot.v1.StatsRequest\x1a\x19.hotspot.v1.StatsResponse\x12H\n\nWatchStats\x12\x1d.hotspot.v1.WatchStatsRequest\x1a\x19.hotspot.v1.StatsResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'hotspot.v1.permits_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_OUTCOME']._serialized_start=1760
-  _globals['_OUTCOME']._serialized_end=1893
-  _globals['_ALERTSTATE']._serialized_start=1895
-  _globals['_ALERTSTATE']._serialized_end=1985
-  _globals['_ACQUIREREQUEST']._serialized_start=105
-  _globals['_ACQUIREREQUEST']._serialized_end=225
-  _globals['_ACQUIRERESPONSE']._serialized_start=228
-  _globals['_ACQUIRERESPONSE']._serialized_end=472
-  _globals['_RELEASEREQUEST']._serialized_start=475
-  _globals['_RELEASEREQUEST']._serialized_end=625
-  _globals['_RELEASERESPONSE']._serialized_start=627
-  _globals['_RELEASERESPONSE']._serialized_end=670
-  _globals['_STATSREQUEST']._serialized_start=672
-  _globals['_STATSREQUEST']._serialized_end=722
-  _globals['_STATSRESPONSE']._serialized_start=725
-  _globals['_STATSRESPONSE']._serialized_end=946
-  _globals['_FIXTURESTATS']._serialized_start=949
-  _globals['_FIXTURESTATS']._serialized_end=1334
-  _globals['_TOTALS']._serialized_start=1337
-  _globals['_TOTALS']._serialized_end=1481
-  _globals['_ALERT']._serialized_start=1484
-  _globals['_ALERT']._serialized_end=1655
-  _globals['_WATCHSTATSREQUEST']._serialized_start=1657
-  _globals['_WATCHSTATSREQUEST']._serialized_end=1757
-  _globals['_PERMITSERVICE']._serialized_start=1988
-  _globals['_PERMITSERVICE']._serialized_end=2275
+  _globals['_PURPOSE']._serialized_start=1815
+  _globals['_PURPOSE']._serialized_end=1888
+  _globals['_OUTCOME']._serialized_start=1891
+  _globals['_OUTCOME']._serialized_end=2024
+  _globals['_ALERTSTATE']._serialized_start=2026
+  _globals['_ALERTSTATE']._serialized_end=2116
+  _globals['_ACQUIREREQUEST']._serialized_start=106
+  _globals['_ACQUIREREQUEST']._serialized_end=264
+  _globals['_ACQUIRERESPONSE']._serialized_start=267
+  _globals['_ACQUIRERESPONSE']._serialized_end=511
+  _globals['_RELEASEREQUEST']._serialized_start=514
+  _globals['_RELEASEREQUEST']._serialized_end=664
+  _globals['_RELEASERESPONSE']._serialized_start=666
+  _globals['_RELEASERESPONSE']._serialized_end=709
+  _globals['_STATSREQUEST']._serialized_start=711
+  _globals['_STATSREQUEST']._serialized_end=761
+  _globals['_STATSRESPONSE']._serialized_start=764
+  _globals['_STATSRESPONSE']._serialized_end=985
+  _globals['_FIXTURESTATS']._serialized_start=988
+  _globals['_FIXTURESTATS']._serialized_end=1390
+  _globals['_TOTALS']._serialized_start=1393
+  _globals['_TOTALS']._serialized_end=1537
+  _globals['_ALERT']._serialized_start=1540
+  _globals['_ALERT']._serialized_end=1711
+  _globals['_WATCHSTATSREQUEST']._serialized_start=1713
+  _globals['_WATCHSTATSREQUEST']._serialized_end=1813
+  _globals['_PERMITSERVICE']._serialized_start=2119
+  _globals['_PERMITSERVICE']._serialized_end=2406
 # @@protoc_insertion_point(module_scope)

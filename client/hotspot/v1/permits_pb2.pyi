@@ -21,6 +21,30 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _Purpose:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _PurposeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Purpose.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PURPOSE_UNSPECIFIED: _Purpose.ValueType  # 0
+    """Treated as PURPOSE_USER."""
+    PURPOSE_USER: _Purpose.ValueType  # 1
+    """A call someone is waiting for."""
+    PURPOSE_WARMING: _Purpose.ValueType  # 2
+    """A cache warmer refreshing a major event's odds ahead of its users."""
+
+class Purpose(_Purpose, metaclass=_PurposeEnumTypeWrapper):
+    """What a permit's call is for."""
+
+PURPOSE_UNSPECIFIED: Purpose.ValueType  # 0
+"""Treated as PURPOSE_USER."""
+PURPOSE_USER: Purpose.ValueType  # 1
+"""A call someone is waiting for."""
+PURPOSE_WARMING: Purpose.ValueType  # 2
+"""A cache warmer refreshing a major event's odds ahead of its users."""
+Global___Purpose: _TypeAlias = Purpose  # noqa: Y015
+
 class _Outcome:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -82,6 +106,7 @@ class AcquireRequest(_message.Message):
     MAX_WAIT_FIELD_NUMBER: _builtins.int
     CLIENT_ID_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    PURPOSE_FIELD_NUMBER: _builtins.int
     fixture_id: _builtins.str
     """1 to 128 characters of [A-Za-z0-9._:-]."""
     client_id: _builtins.str
@@ -91,6 +116,10 @@ class AcquireRequest(_message.Message):
     1 to 64 characters of [A-Za-z0-9._:-]. A caller that gave up before it saw
     the answer can release whatever was granted to it with
     ReleaseRequest.request_id, so that no grant holds a slot for nothing.
+    """
+    purpose: Global___Purpose.ValueType
+    """Why the permit is taken; a cache warmer says PURPOSE_WARMING, and the
+    fixture then shows as warming in Stats for a window.
     """
     @_builtins.property
     def max_wait(self) -> _duration_pb2.Duration:
@@ -106,10 +135,11 @@ class AcquireRequest(_message.Message):
         max_wait: _duration_pb2.Duration | None = ...,
         client_id: _builtins.str = ...,
         request_id: _builtins.str = ...,
+        purpose: Global___Purpose.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["max_wait", b"max_wait"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_id", b"client_id", "fixture_id", b"fixture_id", "max_wait", b"max_wait", "request_id", b"request_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_id", b"client_id", "fixture_id", b"fixture_id", "max_wait", b"max_wait", "purpose", b"purpose", "request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -302,6 +332,7 @@ class FixtureStats(_message.Message):
     PAUSED_UNTIL_FIELD_NUMBER: _builtins.int
     ABANDONED_TOTAL_FIELD_NUMBER: _builtins.int
     EXPECTED_HOLD_FIELD_NUMBER: _builtins.int
+    WARMING_FIELD_NUMBER: _builtins.int
     fixture_id: _builtins.str
     calls_in_window: _builtins.int
     """Grants occupying the window: in flight, or released less than one window ago
@@ -321,6 +352,10 @@ class FixtureStats(_message.Message):
     hot: _builtins.bool
     abandoned_total: _builtins.int
     """Leases that ended without a Release."""
+    warming: _builtins.bool
+    """A cache warmer took a permit for this fixture (PURPOSE_WARMING) within the
+    last window: its odds are being kept fresh ahead of its users.
+    """
     @_builtins.property
     def window(self) -> _duration_pb2.Duration: ...
     @_builtins.property
@@ -352,10 +387,11 @@ class FixtureStats(_message.Message):
         paused_until: _timestamp_pb2.Timestamp | None = ...,
         abandoned_total: _builtins.int = ...,
         expected_hold: _duration_pb2.Duration | None = ...,
+        warming: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["expected_hold", b"expected_hold", "paused_until", b"paused_until", "window", b"window"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["abandoned_total", b"abandoned_total", "calls_in_window", b"calls_in_window", "calls_total", b"calls_total", "expected_hold", b"expected_hold", "fixture_id", b"fixture_id", "hot", b"hot", "in_flight", b"in_flight", "limit", b"limit", "paused_until", b"paused_until", "queue_capacity", b"queue_capacity", "queue_depth", b"queue_depth", "rejected_total", b"rejected_total", "utilization", b"utilization", "window", b"window"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["abandoned_total", b"abandoned_total", "calls_in_window", b"calls_in_window", "calls_total", b"calls_total", "expected_hold", b"expected_hold", "fixture_id", b"fixture_id", "hot", b"hot", "in_flight", b"in_flight", "limit", b"limit", "paused_until", b"paused_until", "queue_capacity", b"queue_capacity", "queue_depth", b"queue_depth", "rejected_total", b"rejected_total", "utilization", b"utilization", "warming", b"warming", "window", b"window"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -24,6 +24,7 @@ class PermitClientBase:
         retry: UnavailableRetry | None,
         release_timeout: float,
         security: ChannelSecurity | None = None,
+        warming: bool = False,
     ) -> None:
         if (target is None) == (channel is None):
             raise ValueError(
@@ -38,6 +39,8 @@ class PermitClientBase:
             raise ValueError(f"release_timeout must be positive, got {release_timeout}")
         self.target = target or "the given channel"
         self.client_id = client_id
+        self.warming = warming
+        """A cache warmer's client: its permits are taken as PURPOSE_WARMING."""
         self.fail_open = fail_open
         self._owns_channel = channel is None
         self._security = security

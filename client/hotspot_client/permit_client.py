@@ -60,6 +60,7 @@ class PermitClient(PermitClientBase):
         retry: UnavailableRetry | None = None,
         release_timeout: float = RELEASE_TIMEOUT,
         security: ChannelSecurity | None = None,
+        warming: bool = False,
     ) -> None:
         super().__init__(
             target,
@@ -70,6 +71,7 @@ class PermitClient(PermitClientBase):
             retry=retry,
             release_timeout=release_timeout,
             security=security,
+            warming=warming,
         )
         self._channel = channel
         self._stub: PermitServiceAsyncStub | None = None
@@ -154,7 +156,7 @@ class PermitClient(PermitClientBase):
             response = await self._call(
                 stub.Acquire,
                 lambda: acquire_request(
-                    fixture_id, self.client_id, budget.max_wait_left(), request_id
+                    fixture_id, self.client_id, budget.max_wait_left(), request_id, self.warming
                 ),
                 budget,
                 on_cancel=lambda call: self._give_back_if_granted(call, request_id),

@@ -16,9 +16,15 @@ OUTCOME_TO_PROTO = {
 
 
 def acquire_request(
-    fixture_id: str, client_id: str, max_wait: float | None, request_id: str = ""
+    fixture_id: str,
+    client_id: str,
+    max_wait: float | None,
+    request_id: str = "",
+    warming: bool = False,
 ) -> pb.AcquireRequest:
     request = pb.AcquireRequest(fixture_id=fixture_id, client_id=client_id, request_id=request_id)
+    if warming:
+        request.purpose = pb.PURPOSE_WARMING
     if max_wait is not None:
         request.max_wait.CopyFrom(to_duration(max_wait))
     return request

@@ -30,11 +30,13 @@ class PermitBackend(Protocol):
         client_id: str = "",
         request_id: str = "",
         caller: str = "",
+        warming: bool = False,
     ) -> Grant:
         """Grant now, or wait in the fixture's queue, or raise a PermitError at once.
 
         `caller` is who asks (an authenticated name, else where the call came from): the
         permit belongs to it, and its quotas (fixtures brought in, requests waiting) apply.
+        `warming`: a cache warmer asks; the fixture shows as warming for a window.
 
         `budget` is how long the caller can wait (seconds); the policy's max_wait
         caps it. Cancelling the awaiting task means the acquire did not happen: it

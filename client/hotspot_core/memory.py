@@ -78,6 +78,7 @@ class FixtureState:
         "rejected_total",
         "timer",
         "waiters",
+        "warming_until",
         "window",
     )
 
@@ -97,6 +98,8 @@ class FixtureState:
         self.hot = False
         self.timer: Timer | None = None
         self.introduced_by = ""
+        self.warming_until = _NEVER
+        """Until when a cache warmer's grant marks the fixture as warming (one window)."""
         """The caller whose request made the fixture tracked (its per-caller quota)."""
 
     def queue_depth(self) -> int:
@@ -194,6 +197,7 @@ class MemoryBackend:
         client_id: str = "",
         request_id: str = "",
         caller: str = "",
+        warming: bool = False,
     ) -> Grant:
         if self._closed:
             raise ShuttingDown(SHUTDOWN_RETRY_AFTER)
@@ -223,6 +227,7 @@ class MemoryBackend:
                 client_id=client_id,
                 request_id=request_id,
                 caller=caller,
+                warming=warming,
             )
             if fx.hot:  # otherwise the live lease means nothing can change before its release
                 self._reschedule(fx, now)
@@ -232,6 +237,7 @@ class MemoryBackend:
         waiter = self._enqueue(
             fx, now, min(budget, self._policy.max_wait), client_id, request_id, caller
         )
+        waiter.warming = warming
         try:
             grant = await waiter.future
         except asyncio.CancelledError:
@@ -454,6 +460,7 @@ class MemoryBackend:
                         client_id=waiter.client_id,
                         request_id=waiter.request_id,
                         caller=waiter.caller,
+                        warming=waiter.warming,
                     )
                     waiter.batch = self._batch
                     waiter.future.set_result(grant)
@@ -492,10 +499,13 @@ class MemoryBackend:
         client_id: str,
         request_id: str = "",
         caller: str = "",
+        warming: bool = False,
     ) -> Grant:
         policy = self._policy
         window = fx.window
         window.record(now)
+        if warming:
+            fx.warming_until = now + policy.window
         self._ranking.note(fx.fixture_id)  # heats it: the stats ranking measures it again
         fx.calls_total += 1
         fx.in_flight += 1
@@ -951,6 +961,7 @@ class MemoryBackend:
             paused_until=self._clock.to_wall(fx.paused_until) if fx.paused_until > now else None,
             abandoned_total=fx.abandoned_total,
             expected_hold=self._hold(fx),
+            warming=fx.warming_until > now,
         )
 
     def subscribe_alerts(self, listener: AlertListener) -> Callable[[], None]:

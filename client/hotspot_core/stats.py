@@ -36,6 +36,8 @@ class FixtureStats:
     expected_hold: float = 0.0
     """Seconds a permit of this fixture is expected to be held before its release (the
     forecasts' running p90); every grant stays in the window until release + window."""
+    warming: bool = False
+    """A cache warmer took a permit for it within the last window."""
 
     def heat_key(self) -> tuple[int, int, str]:
         """Sort key, hottest first: calls in the window, then queue depth, then id."""

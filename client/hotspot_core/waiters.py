@@ -23,6 +23,7 @@ class Waiter:
         "future",
         "position",
         "request_id",
+        "warming",
     )
 
     def __init__(
@@ -42,6 +43,8 @@ class Waiter:
         self.position = position
         self.client_id = client_id
         self.request_id = request_id
+        self.warming = False
+        """A cache warmer's request (PURPOSE_WARMING)."""
         self.caller = caller
         self.batch: asyncio.Future[None] | None = None
         """The durable-store write that records this waiter's grant, once granted."""

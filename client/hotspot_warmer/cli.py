@@ -20,6 +20,7 @@ import sys
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
+from importlib import metadata
 from pathlib import Path
 
 from hotspot_client import PermitClient
@@ -33,12 +34,18 @@ from hotspot_warmer.status_table import render
 from hotspot_warmer.utc_clock import UtcClock
 
 DEFAULT_HTTP = "127.0.0.1:8090"
+DISTRIBUTION = "hotspot-permits-client"
 CLIENT_ID = "hotspot-warmer"
 """The permit service sees the warmer's grants under this client_id (its logs name it)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hotspot-warmer", description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"%(prog)s {metadata.version(DISTRIBUTION)} ({DISTRIBUTION})",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     def upstream(sub: argparse.ArgumentParser) -> None:
@@ -134,12 +141,15 @@ async def _run(args: argparse.Namespace, config: WarmerConfig) -> None:
     from hotspot_warmer.status_http import status_app
 
     clock = UtcClock()
-    cache = OddsCache.from_url(args.cache_url, now=clock.timestamp)
+    # The entries it stores carry this freshness for every reader of the shared cache.
+    cache = OddsCache.from_url(
+        args.cache_url, now=clock.timestamp, freshness=config.warming.freshness
+    )
     leases: FixtureLeases = (
         RedisLeases(args.cache_url, args.warmer_id) if cache.store.shared else LocalLeases()
     )
     async with (
-        PermitClient(args.hotspot_target, client_id=CLIENT_ID) as permits,
+        PermitClient(args.hotspot_target, client_id=CLIENT_ID, warming=True) as permits,
         OpticOddsClient(
             permits, api_key=args.api_key, base_url=args.optic_odds_url, cache=cache
         ) as odds,

@@ -565,3 +565,22 @@ async def test_an_overlong_permit_id_is_refused_before_any_lookup_and_never_echo
     assert len(error.message) < 200
     unknown = await refused(h.stub.Release(pb.ReleaseRequest(permit_id="y" * 64)))
     assert unknown.code is grpc.StatusCode.NOT_FOUND
+
+
+async def test_a_warmers_grant_marks_its_fixture_as_warming_for_a_window(
+    start_server: StartServer,
+) -> None:
+    from hotspot_client import PermitClient
+
+    h = await start_server(limit=5, window=1)
+    async with PermitClient(h.target, warming=True) as warmer:
+        await warmer.release(await warmer.acquire("major"))
+    await h.stub.Release(
+        pb.ReleaseRequest(
+            permit_id=(await h.stub.Acquire(pb.AcquireRequest(fixture_id="regular"))).permit_id
+        )
+    )
+    assert (await stats_for(h, "major")).warming
+    assert not (await stats_for(h, "regular")).warming
+    await asyncio.sleep(1.05)
+    assert not (await stats_for(h, "major")).warming

@@ -804,3 +804,15 @@ async def test_released_permits_are_remembered_within_a_bound() -> None:
         True,
     ]
     book.close()
+
+
+async def test_a_warming_grant_marks_the_fixture_for_one_window() -> None:
+    b = backend(limit=1, window=10, queue=5)
+    await used(b, "f")
+    waiter = spawn(b, "f", warming=True)
+    await settle()
+    assert not (await fixture_row(b, "f")).warming
+    await b.release((await waiter).permit_id)  # a queued warmer's grant marks it too
+    assert (await fixture_row(b, "f")).warming
+    await asyncio.sleep(10)
+    assert not (await fixture_row(b, "f")).warming

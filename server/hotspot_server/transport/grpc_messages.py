@@ -72,6 +72,7 @@ def fixture_stats_to_proto(row: FixtureStats) -> pb.FixtureStats:
         hot=row.hot,
         abandoned_total=row.abandoned_total,
         expected_hold=to_duration(row.expected_hold),
+        warming=row.warming,
     )
     if row.paused_until is not None:
         message.paused_until.CopyFrom(to_timestamp(row.paused_until))

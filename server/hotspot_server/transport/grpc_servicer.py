@@ -83,6 +83,7 @@ class PermitServicer(permits_pb2_grpc.PermitServiceServicer):
                 client_id=caller_name() or request.client_id,
                 request_id=request.request_id,
                 caller=caller_of(context),
+                warming=request.purpose == pb.PURPOSE_WARMING,
             )
         except (PermitRefused, ShuttingDown) as error:
             if self._on_refusal is not None:

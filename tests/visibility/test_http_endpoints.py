@@ -53,6 +53,7 @@ async def test_hot_spots_lists_the_top_10_with_totals_and_alerts(
         "paused_until": None,
         "abandoned_total": 0,
         "expected_hold_seconds": 1.0,  # no release seen yet
+        "warming": False,
     }
     assert not any(r["hot"] for r in rows[1:])
     assert body["totals"]["fixtures_tracked"] == 13

@@ -45,6 +45,7 @@ def fixture_stats_to_json(row: FixtureStats) -> JsonObject:
         "paused_until": None if row.paused_until is None else iso_time(row.paused_until),
         "abandoned_total": row.abandoned_total,
         "expected_hold_seconds": row.expected_hold,
+        "warming": row.warming,
     }
 
 

@@ -23,6 +23,7 @@ from hotspot_core.stats_feed import (
     DEFAULT_MAX_SUBSCRIBERS_PER_CALLER,
     StatsCaps,
 )
+from hotspot_server.alert_webhook import WebhookSecret, read_webhook_secret
 from hotspot_server.build_info import version_line
 
 
@@ -132,6 +133,8 @@ class Settings:
     """Fixtures one stats view (Stats, WatchStats, the HTTP endpoints) may name."""
     alert_webhook: str | None = None
     """URL that every alert raised or cleared is POSTed to."""
+    alert_webhook_secret_file: WebhookSecret | None = None
+    """The key that signs each webhook POST; None: unsigned."""
     state_dir: Path | None = None
     """Where the embedded default keeps its durable state; None: nothing is kept."""
     fsync_interval: float = 1.0
@@ -206,6 +209,11 @@ _KEYS: dict[str, tuple[Callable[[Any], Any], str]] = {
         "more are INVALID_ARGUMENT",
     ),
     "alert_webhook": (parse_webhook_url, "URL to POST each alert raised or cleared to"),
+    "alert_webhook_secret_file": (
+        read_webhook_secret,
+        "file holding the key (16 bytes or more) of each webhook POST's HMAC-SHA256 signature; "
+        "read again on SIGHUP",
+    ),
     "state_dir": (
         parse_state_dir,
         f"directory of the durable state (windows survive a crash), or {STATE_NONE} "
@@ -237,7 +245,7 @@ _SWITCHES = frozenset({"insecure"})
 # Defaults of the command line (and config file) that differ from an embedded Settings().
 _COMMAND_LINE_DEFAULTS: dict[str, str] = {"http": DEFAULT_HTTP, "state_dir": DEFAULT_STATE_DIR}
 _POLICY_KEYS = {f.name for f in fields(PermitPolicy)}
-LIVE_KEYS = frozenset({"log_level", "alert_ratio", "alert_webhook"})
+LIVE_KEYS = frozenset({"log_level", "alert_ratio", "alert_webhook", "alert_webhook_secret_file"})
 """What SIGHUP changes in a running server; any other key takes a restart."""
 ENV_PREFIX = "HOTSPOT_"
 CONFIG_HELP = "TOML file with the same keys as the flags; SIGHUP reloads it"

@@ -10,8 +10,10 @@ from aiohttp.typedefs import Middleware
 from hotspot_core.backend import PermitBackend
 from hotspot_core.stats_feed import StatsFeed
 from hotspot_server.http.auth import require_read_stats
+from hotspot_server.http.errors import JsonErrorRunner, json_errors
+from hotspot_server.http.headers import on_response_prepare
 from hotspot_server.http.metrics import PermitMetrics
-from hotspot_server.http.routes import HotSpotRoutes, json_errors
+from hotspot_server.http.routes import HotSpotRoutes
 from hotspot_server.settings import parse_address
 from hotspot_server.transport.callers_file import CallersFile
 
@@ -38,7 +40,8 @@ class HttpSide:
             middlewares.append(require_read_stats(callers))
         app = web.Application(middlewares=middlewares)
         self._routes.add_to(app)
-        self._runner = web.AppRunner(
+        app.on_response_prepare.append(on_response_prepare)
+        self._runner = JsonErrorRunner(
             app, handle_signals=False, access_log=None, shutdown_timeout=shutdown_timeout
         )
         self.port = 0

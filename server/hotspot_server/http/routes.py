@@ -6,20 +6,20 @@ import json
 from importlib import resources
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
 
 from hotspot_core.backend import PermitBackend
-from hotspot_core.errors import InvalidArgument
 from hotspot_core.stats_feed import StatsFeed, TooManySubscribers
 from hotspot_server.http.json_messages import snapshot_to_json
 from hotspot_server.http.metrics import PermitMetrics
 from hotspot_server.http.stats_query import read_stats_query
 from hotspot_server.transport.caller import caller_name
 
-# The page may talk to this server only: a browser enforces it even if the page were edited.
+# The page may talk to this server only, and no other site may frame it (clickjacking): a
+# browser enforces both even if the page were edited.
 DASHBOARD_POLICY = (
     "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
-    "connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'"
+    "connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; "
+    "frame-ancestors 'none'"
 )
 SSE_RETRY_MS = 1000
 """How soon a dashboard reconnects after the stream drops."""
@@ -57,9 +57,7 @@ class HotSpotRoutes:
     async def hot_spots_stream(self, request: web.Request) -> web.StreamResponse:
         """Server-sent events: the first snapshot at once, then one per interval (StatsFeed)."""
         query = read_stats_query(request.query, streaming=True)
-        response = web.StreamResponse(
-            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
-        )
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         # As on gRPC: the authenticated caller, else the reader's address.
         caller = caller_name() or f"peer:{request.remote}"
         try:
@@ -100,28 +98,4 @@ class HotSpotRoutes:
             content_type="text/html",
             charset="utf-8",
             headers={"Content-Security-Policy": DASHBOARD_POLICY, "Cache-Control": "no-cache"},
-        )
-
-
-@web.middleware
-async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Bad input and unknown paths answer JSON that names the rule, like every other reply."""
-    try:
-        return await handler(request)
-    except InvalidArgument as error:
-        return web.json_response(
-            {"error": "invalid_argument", "field": error.field, "message": str(error)}, status=400
-        )
-    except web.HTTPException as error:
-        if error.status < 400:
-            raise
-        message = f"{request.method} {request.path}: {error.reason}"
-        if error.status == 404:
-            message += "; endpoints: " + ", ".join(
-                sorted({r.resource.canonical for r in request.app.router.routes() if r.resource})
-            )
-        return web.json_response(
-            {"error": error.reason.lower().replace(" ", "_"), "message": message},
-            status=error.status,
-            headers={k: v for k, v in error.headers.items() if k == "Allow"},
         )

@@ -34,9 +34,12 @@ def read_stats_query(query: MultiMapping[str], *, streaming: bool = False) -> St
         raise InvalidArgument("top may be given only once", field="top")
     if tops:
         raw = tops[0]
-        if not (raw.isdigit() and 1 <= int(raw) <= MAX_TOP_N):
+        # ASCII digits only: str.isdigit() also takes '²' (which int() refuses) and other
+        # scripts' digits; the length bound keeps int() from reading thousands of them.
+        digits = raw.isascii() and raw.isdigit() and len(raw) <= len(str(MAX_TOP_N))
+        if not (digits and 1 <= int(raw) <= MAX_TOP_N):
             raise InvalidArgument(
-                f"top must be a whole number from 1 to {MAX_TOP_N}, got {raw!r}", field="top"
+                f"top must be a whole number from 1 to {MAX_TOP_N}, got {raw[:20]!r}", field="top"
             )
         top = int(raw)
     view = stats_view(top, query.getall("fixture_id", []))

@@ -8,12 +8,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from hotspot_client.optic_odds.cache import Freshness, FreshnessRules
 from hotspot_client.optic_odds.query import MAX_SPORTSBOOKS
 from hotspot_core.durations import parse_duration
 from hotspot_warmer.rules import Rule
 
 DEFAULT_CONFIG = resources.files("hotspot_warmer").joinpath("default_warmer.toml")
-_DURATIONS = ("lead", "lookahead", "poll_every", "max_game_length", "window")
+_FRESHNESS = ("live_fresh", "live_max_stale", "pregame_fresh", "pregame_max_stale")
+_DURATIONS = ("lead", "lookahead", "poll_every", "max_game_length", "window", *_FRESHNESS)
 _RULE_LISTS = ("fixture_ids", "leagues", "season_types", "tournaments", "names")
 
 
@@ -28,6 +30,12 @@ class WarmingSettings:
     window: float = 60.0
     sportsbooks: tuple[str, ...] = ("DraftKings",)
     markets: tuple[str, ...] = ()
+    # The freshness the warmer's entries carry in the shared cache: every reader serves an
+    # entry by the freshness stored with it, so these should match the gateways' CACHE_*.
+    live_fresh: float = 3.0
+    live_max_stale: float = 30.0
+    pregame_fresh: float = 60.0
+    pregame_max_stale: float = 300.0
 
     def __post_init__(self) -> None:
         if not 0 < self.budget_share <= 1:
@@ -38,6 +46,16 @@ class WarmingSettings:
             raise ValueError("sportsbooks must name at least one sportsbook")
         if self.lead < 0 or self.poll_every <= 0 or self.lookahead <= 0:
             raise ValueError("lead must be 0 or more; poll_every and lookahead above 0")
+        if any(not getattr(self, name) >= 0 for name in _FRESHNESS):
+            raise ValueError(f"{', '.join(_FRESHNESS)} must be 0 or more")
+
+    @property
+    def freshness(self) -> FreshnessRules:
+        """The cache's freshness rules for what the warmer stores."""
+        return FreshnessRules(
+            live_odds=Freshness(self.live_fresh, self.live_max_stale),
+            pregame_odds=Freshness(self.pregame_fresh, self.pregame_max_stale),
+        )
 
     @property
     def sportsbook_batches(self) -> list[tuple[str, ...]]:

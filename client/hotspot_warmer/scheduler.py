@@ -123,6 +123,9 @@ class WarmingScheduler:
             settings.lead,
             settings.max_game_length,
         )
+        if warming is not None:  # what it counted carries over: /metrics counters never go down
+            fresh.counts, fresh.calls = warming.counts, warming.calls
+            fresh.last_run, fresh.last_result = warming.last_run, warming.last_result
         if self.clock.now() >= fresh.warm_until:
             return
         self.warmings[fixture.id] = fresh

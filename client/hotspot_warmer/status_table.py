@@ -20,7 +20,8 @@ def render(status: dict[str, Any]) -> str:
     header = [title for title, _ in COLUMNS]
     widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=False)]
     lines = [
-        "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) for line in [header, *rows]
+        "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
+        for line in [header, *rows]
     ]
     summary = (
         f"{len(rows)} warmings at {status.get('now')}; one refresh per fixture every "
@@ -30,7 +31,7 @@ def render(status: dict[str, Any]) -> str:
 
 
 def _cell(value: Any, key: str) -> str:
-    if value is None:
+    if value is None or value == "":
         return "-"
     if key == "budget_used":
         return f"{float(value):.0%}"

@@ -115,7 +115,9 @@ async def make_warmer_rig() -> AsyncIterator[MakeWarmerRig]:
             client_id="hotspot-warmer",
             retry=UnavailableRetry(give_up_after=0.2),
         )
-        cache = OddsCache.from_url(cache_url, now=clock.timestamp)
+        cache = OddsCache.from_url(
+            cache_url, now=clock.timestamp, freshness=config.warming.freshness
+        )
         odds = OpticOddsClient(
             permits, api_key=API_KEY, base_url="http://fake.invalid", http=http, cache=cache
         )

@@ -45,6 +45,9 @@ class MemoryStore:
     async def lock(self, key: str, ttl: float) -> str | None:
         return "local"
 
+    async def extend(self, key: str, token: str, ttl: float) -> bool:
+        return True
+
     async def is_locked(self, key: str) -> bool:
         return False
 

@@ -187,7 +187,7 @@ class OddsCache:
                     latest = await self._get(key, endpoint)
                     if latest is not None and _newer(latest, seen) and latest.is_fresh(self.now()):
                         return latest
-                return await self._fetch_and_store(key, endpoint, fetch)
+                return await self._fetch_holding(key, endpoint, fetch, token)
             finally:
                 await self._unlock(key, token, endpoint)
 
@@ -199,7 +199,7 @@ class OddsCache:
         if token is None:
             return None
         try:
-            return await self._fetch_and_store(key, endpoint, fetch)
+            return await self._fetch_holding(key, endpoint, fetch, token)
         except Exception as error:
             if raise_errors:
                 raise
@@ -218,6 +218,31 @@ class OddsCache:
         self._refreshes.start(
             key, lambda: self._refresh_once(key, endpoint, fetch, raise_errors=False)
         )
+
+    async def _fetch_holding(self, key: str, endpoint: str, fetch: Fetch, token: str) -> CacheEntry:
+        """_fetch_and_store, renewing the key's lock while it runs.
+
+        A fetch may outlast the lock's TTL (queued for a permit at a hot fixture's kick-off,
+        or a slow upstream): an expired lock would let another replica fetch the same entry
+        under a second permit. The TTL still frees the lock of a replica that dies.
+        """
+        if not token or not self.store.shared:  # no lock to keep: store down, or one process
+            return await self._fetch_and_store(key, endpoint, fetch)
+        keeper = asyncio.create_task(self._keep_lock(key, token))
+        try:
+            return await self._fetch_and_store(key, endpoint, fetch)
+        finally:
+            keeper.cancel()
+
+    async def _keep_lock(self, key: str, token: str) -> None:
+        """Renew the lock every third of its TTL until cancelled, lost, or the store fails."""
+        while True:
+            await asyncio.sleep(self._lock_ttl / 3)
+            try:
+                if not await self.store.extend(key, token, self._lock_ttl):
+                    return  # not ours any more: nothing to keep
+            except CacheUnavailable:
+                return  # the TTL ends it; the fetch goes on and the read never fails
 
     async def _fetch_and_store(self, key: str, endpoint: str, fetch: Fetch) -> CacheEntry:
         try:

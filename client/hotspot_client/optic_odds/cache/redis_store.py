@@ -19,6 +19,13 @@ SOCKET_TIMEOUT = 0.5
 MAX_CONNECTIONS = 32
 """Connections to Redis per process; more callers wait (at most `socket_timeout`) for one."""
 LOCK_SUFFIX = ":lock"
+EXTEND_LOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+"""Renew the lock only if the caller's token still holds it."""
 
 
 class RedisStore:
@@ -49,6 +56,7 @@ class RedisStore:
         self._redis: redis.Redis = redis.Redis.from_pool(pool)  # owns the pool: closed with it
         # Registered once; after a Redis restart, NOSCRIPT makes redis-py load it again.
         self._release = self._redis.register_script(RELEASE_LOCK)
+        self._extend = self._redis.register_script(EXTEND_LOCK)
 
     async def get(self, key: str) -> CacheEntry | None:
         try:
@@ -74,6 +82,12 @@ class RedisStore:
         except (RedisError, OSError) as error:
             raise CacheUnavailable(f"lock {key} at {self.url}: {error!r}") from error
         return token if taken else None
+
+    async def extend(self, key: str, token: str, ttl: float) -> bool:
+        try:
+            return bool(await self._extend(keys=[key + LOCK_SUFFIX], args=[token, _ms(ttl)]))
+        except (RedisError, OSError) as error:
+            raise CacheUnavailable(f"extend lock {key} at {self.url}: {error!r}") from error
 
     async def is_locked(self, key: str) -> bool:
         try:

@@ -27,6 +27,10 @@ class CacheStore(Protocol):
         """Take the key's refresh lock for at most `ttl` seconds: a token, or None if held."""
         ...
 
+    async def extend(self, key: str, token: str, ttl: float) -> bool:
+        """Renew the lock for `ttl` seconds if `token` still holds it; False if it does not."""
+        ...
+
     async def is_locked(self, key: str) -> bool: ...
 
     async def unlock(self, key: str, token: str) -> None:

@@ -6,9 +6,10 @@ process; other schemes (a Redis backend shared by replicas) register here.
 
 from __future__ import annotations
 
+import importlib
 import math
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Protocol, cast
 from urllib.parse import urlsplit
 
 from hotspot_core.alerts import AlertListener
@@ -95,7 +96,18 @@ def _memory(url: str, policy: PermitPolicy, store: StateStore | None) -> PermitB
     return MemoryBackend(policy, store=store)
 
 
-_FACTORIES: dict[str, BackendFactory] = {"memory": _memory}
+def _redis(url: str, policy: PermitPolicy, store: StateStore | None) -> PermitBackend:
+    # Shipped by the server distribution (with redis-py), not by this client: looked up by name.
+    try:
+        module = importlib.import_module("hotspot_server.redis_backend")
+    except ImportError as error:
+        raise ValueError(
+            f"redis:// needs the hotspot-permits server with redis-py: {error}"
+        ) from None
+    return cast(PermitBackend, module.open_redis_backend(url, policy))
+
+
+_FACTORIES: dict[str, BackendFactory] = {"memory": _memory, "redis": _redis, "rediss": _redis}
 
 
 def register_backend(scheme: str, factory: BackendFactory) -> None:

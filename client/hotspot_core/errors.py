@@ -64,6 +64,20 @@ class StoreUnavailable(PermitError):
         self.retry_after = retry_after
 
 
+class BackendUnavailable(StoreUnavailable):
+    """The shared state backend (Redis) cannot be reached in time: no grant is given rather
+    than one that might break the fleet's limit (fail closed). Reported as UNAVAILABLE."""
+
+    reason = "BACKEND_UNAVAILABLE"
+
+    def __init__(self, why: str, retry_after: float = 1.0) -> None:
+        super().__init__(why, retry_after)
+        self.args = (f"the permit service cannot reach its state backend: {why}",)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
 class PermitRefused(PermitError):
     """Refused at once, with when to come back.
 

@@ -76,7 +76,7 @@ def bad_starts(tmp_path: Path, taken_port: int) -> list[tuple[list[str], int, st
         (["--limit", "many"], 2, "limit: invalid literal for int() with base 10: 'many'"),
         (["--window", "0s"], 2, "window must be positive"),
         (["--config", str(unknown_key)], 2, "unknown keys ['limt']"),
-        (["--backend", "redis://127.0.0.1:6379"], 2, "backend: unknown backend 'redis://"),
+        (["--backend", "etcd://127.0.0.1:2379"], 2, "backend: unknown backend 'etcd://"),
         (["--listen", f"127.0.0.1:{taken_port}"], 1, "could not listen for gRPC on 127.0.0.1:"),
         (["--http", f"127.0.0.1:{taken_port}"], 1, "could not listen for HTTP on 127.0.0.1:"),
         (["--config", str(tmp_path)], 1, "cannot read the config file: [Errno 21] Is a directory"),

@@ -1,0 +1,52 @@
+-- Acquire: grant at once, take a ticket in the fixture's queue, or refuse (memory.py acquire,
+-- _track, _enqueue). ARGV[OP..]: budget, client_id, request_id, caller, permit id.
+local budget, client_id, request_id = num(ARGV[OP]), ARGV[OP + 1], ARGV[OP + 2]
+local caller, pid = ARGV[OP + 3], ARGV[OP + 4]
+
+if not load() then
+  local tracked = redis.call('ZCARD', G_FIX)
+  local introduced = tonumber(redis.call('HGET', G_CALLERS, 'f|' .. caller) or '0')
+  if tracked >= MAX_FIXTURES or (caller ~= '' and introduced >= MAX_FIXTURES_PER_CALLER) then
+    total('rej', 1)
+    local own = tracked < MAX_FIXTURES
+    return reply({r = {k = 'TOO_MANY_FIXTURES', retry = fmt(WINDOW), own = own,
+      max = own and MAX_FIXTURES_PER_CALLER or MAX_FIXTURES}}, nil)
+  end
+  st = {calls = 0, rej = 0, ab = 0, inf = 0, pause = -math.huge, hot = false, by = caller, seq = 0}
+  if caller ~= '' then caller_count('f|' .. caller, 1) end
+end
+
+settle(NOW)
+local result
+local depth = redis.call('ZCARD', K_Q)
+if depth == 0 and st.pause <= NOW and window_len() < LIMIT then
+  result = grant(NOW, NOW, 0, client_id, request_id, caller, pid)
+else
+  local hold = expected_hold()
+  local waiting = tonumber(redis.call('HGET', G_CALLERS, 'w|' .. caller) or '0')
+  if caller ~= '' and waiting >= MAX_WAITERS_PER_CALLER then
+    result = refuse({k = 'CALLER_QUEUE_FULL', retry = fmt(grant_time(1, NOW, hold) - NOW),
+      est = fmt(grant_time(depth + 1, NOW, hold) - NOW), depth = depth})
+  else
+    local wait = grant_time(depth + 1, NOW, hold) - NOW
+    if depth >= QUEUE then
+      result = refuse({k = 'QUEUE_FULL', retry = fmt(grant_time(1, NOW, hold) - NOW),
+        est = fmt(wait), depth = depth, paused = fmt(st.pause - NOW)})
+    elseif wait > budget then
+      result = refuse(too_long(NOW, wait, budget, depth, false))
+    else
+      st.seq = st.seq + 1
+      local tid = string.format('%012d', st.seq)  -- zero-padded: member order is arrival order
+      local deadline = NOW + budget
+      redis.call('ZADD', K_Q, st.seq, tid)
+      redis.call('HSET', K_T, tid, cjson.encode({a = fmt(NOW), d = fmt(deadline), n = depth + 1,
+        i = client_id, r = request_id, c = caller, rep = REPLICA, p = pid}))
+      if deadline ~= math.huge then redis.call('ZADD', K_DL, fmt(deadline), tid) end
+      redis.call('ZADD', K_TL, fmt(NOW + TICKET_LEASE), tid)
+      total('qd', 1)
+      if caller ~= '' then caller_count('w|' .. caller, 1) end
+      result = {k = 'Q', t = tid, n = depth + 1}
+    end
+  end
+end
+return reply({r = result}, finish(NOW))

@@ -1,0 +1,762 @@
+"""RedisBackend: the permit rules of MemoryBackend, with the state in one Redis shared by replicas.
+
+Each operation is one Lua script (the *.lua files beside this module: common.lua, a port of
+hotspot_core's window, hold-time and queue rules, then the operation's own file), run
+atomically on one fixture's keys, so arrival order is the order Redis saw the requests in and
+no replica's clock matters: time is Redis's `TIME`. An uncontended Acquire is one round trip.
+
+Queued requests are tickets in Redis, in order. Whatever script grants a ticket stores the
+answer and publishes the fixture's id to the channel of the replica holding the caller; that
+replica then polls the fixture (one more round trip) and answers its caller. A lost message
+only delays an answer: each replica keeps one timer per fixture it has waiters on, armed for
+the fixture's next change and at most HEARTBEAT away; its poll also renews its tickets' lease,
+so the tickets of a replica that died expire within TICKET_LEASE and the queue moves on. One
+sweep per replica settles fixtures whose next change has come (lease ends, cool-downs, idle
+fixtures), so the fleet's state moves on however many replicas die.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import secrets
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
+from dataclasses import replace
+from importlib import resources
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.commands.core import AsyncScript
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from hotspot_core.alerts import Alert, AlertListener, AlertState
+from hotspot_core.errors import (
+    BackendUnavailable,
+    CallerQueueFull,
+    InvalidArgument,
+    PermitNotFound,
+    PermitRefused,
+    QueueFull,
+    ShuttingDown,
+    TooManyFixtures,
+    WaitTooLong,
+)
+from hotspot_core.fixture_id import check_fixture_id
+from hotspot_core.grants import Grant, Outcome
+from hotspot_core.leases import RELEASED_REMEMBERED
+from hotspot_core.memory import (
+    MAX_CLIENT_ID,
+    MAX_PERMIT_ID,
+    MAX_UPSTREAM_RETRY_AFTER,
+    SHUTDOWN_RETRY_AFTER,
+)
+from hotspot_core.policy import PermitPolicy
+from hotspot_core.request_id import check_request_id
+from hotspot_core.stats import FixtureStats, StatsSnapshot, StatsView, Totals
+from hotspot_server.redis_backend.breaker import CircuitBreaker
+
+logger = logging.getLogger("hotspot.redis")
+alert_logger = logging.getLogger("hotspot.alerts")
+
+CALL_TIMEOUT = 0.1
+"""Seconds any Redis call may take before the replica gives up on it (fail closed)."""
+HEARTBEAT = 0.5
+"""A replica with waiters on a fixture looks at it at least this often (and renews its tickets)."""
+TICKET_LEASE = 2.0
+"""A ticket not renewed for this long belongs to a dead replica: it leaves the queue."""
+SWEEP_EVERY = 1.0
+"""Longest pause of a replica's sweep for fixtures whose next change has come."""
+SWEEP_BATCH = 200
+RANKING_SLACK = 50
+"""Candidates looked at beyond top_n: the stored heat is as of each fixture's last change."""
+ALERT_CHANNEL = "hotspot:alerts"
+_REQUEST = "\0request:"
+"""Marks the permit of a request id (see permit_for_request): never a real permit id."""
+
+GLOBAL_KEYS = tuple(
+    f"hotspot:{name}"
+    for name in (
+        "fixtures",  # zset: every tracked fixture, scored by when it is due for a look
+        "heat",
+        "totals",
+        "holds",
+        "callers",
+        "hot",
+        "permits",  # hash: permit id -> its fixture
+        "requests",
+        "released",
+        "released_order",
+    )
+)
+_FIXTURE_KEYS = ("s", "held", "rel", "p", "exp", "h", "q", "t", "dl", "tl", "done")
+_OUTCOMES = {
+    Outcome.SUCCESS: "success",
+    Outcome.FAILURE: "failure",
+    Outcome.NOT_SENT: "not_sent",
+    Outcome.UPSTREAM_RATE_LIMITED: "upstream_rate_limited",
+}
+Reply = dict[str, Any]
+
+
+def fixture_keys(fixture_id: str) -> list[str]:
+    """The fixture's keys, all under one hash tag, then the fleet's."""
+    prefix = f"hotspot:{{{fixture_id}}}:"
+    return [prefix + name for name in _FIXTURE_KEYS] + list(GLOBAL_KEYS)
+
+
+def _fmt(x: float) -> str:
+    return repr(float(x))  # the shortest exact form; Lua's tonumber reads it back exactly
+
+
+def _num(text: str) -> float:
+    return float(text)
+
+
+def _script_text(name: str) -> str:
+    package = resources.files("hotspot_server.redis_backend")
+    return package.joinpath("common.lua").read_text() + package.joinpath(name).read_text()
+
+
+class _Waiting:
+    """A caller of this replica whose ticket waits in a fixture's queue."""
+
+    __slots__ = ("caller", "future")
+
+    def __init__(self, future: asyncio.Future[Grant], caller: str) -> None:
+        self.future = future
+        self.caller = caller
+
+
+class RedisBackend:
+    """PermitBackend over Redis: every replica on one Redis shares each fixture's exact window
+    and FIFO queue. See the module docstring for how waiters are woken."""
+
+    def __init__(
+        self,
+        url: str,
+        policy: PermitPolicy | None = None,
+        *,
+        now: Callable[[], float] | None = None,
+        call_timeout: float = CALL_TIMEOUT,
+        ticket_lease: float = TICKET_LEASE,
+        background: bool = True,
+    ) -> None:
+        """`now`, an infinite `ticket_lease` and `background=False` are for tests that drive
+        time themselves: `now` replaces Redis's TIME so that a differential test runs this
+        backend and MemoryBackend on one manual clock, calling sweep() and poll_waiters()
+        where the replica's own sweep, timers and pub/sub would."""
+        self._policy = policy or PermitPolicy()
+        self._now = now
+        self._replica = secrets.token_hex(8)
+        self._channel = f"hotspot:replica:{self._replica}"
+        options: dict[str, Any] = {
+            "socket_timeout": call_timeout,
+            "socket_connect_timeout": call_timeout,
+            # One attempt: a retry would double the time a caller waits on a dead Redis.
+            "retry": Retry(NoBackoff(), 0),
+            "decode_responses": True,
+        }
+        self._redis = aioredis.Redis.from_url(url, **options)
+        # Pub/sub blocks reading: no read timeout on its connection.
+        self._pubsub_redis = aioredis.Redis.from_url(
+            url, socket_connect_timeout=call_timeout, decode_responses=True
+        )
+        self._call_timeout = call_timeout
+        self._scripts = {
+            name: self._redis.register_script(_script_text(f"{name}.lua"))
+            for name in ("acquire", "release", "poll", "leave", "overview")
+        }
+        self._breaker = CircuitBreaker()
+        self._ticket_lease = ticket_lease
+        self._background = background
+        self._policy_args = self._policy_argv()
+        self._listeners: list[AlertListener] = []
+        self._waiting: dict[str, dict[str, _Waiting]] = {}
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._polling: set[str] = set()
+        self._poll_again: set[str] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._closed = False
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        if background:
+            self._spawn(self._listen())
+            self._spawn(self._sweep_forever())
+
+    @property
+    def policy(self) -> PermitPolicy:
+        return self._policy
+
+    def unready_reason(self) -> str | None:
+        why = self._breaker.why
+        return None if why is None else f"redis unreachable: {why}"
+
+    def set_alert_ratio(self, alert_ratio: float) -> None:
+        """A new alert ratio, live (SIGHUP): every script this replica runs judges by it."""
+        self._policy = replace(self._policy, alert_ratio=alert_ratio)
+        self._policy_args = self._policy_argv()
+
+    def _policy_argv(self) -> list[str]:
+        p = self._policy
+        return [
+            str(p.limit),
+            _fmt(p.window),
+            str(p.queue),
+            _fmt(p.lease),
+            str(p.max_fixtures),
+            str(p.max_fixtures_per_caller),
+            str(p.max_waiters_per_caller),
+            _fmt(p.upstream_pause_cap),
+            str(p.raise_at),
+            str(p.clear_below),
+            _fmt(self._ticket_lease),
+            str(RELEASED_REMEMBERED),
+        ]
+
+    # -- Calls to Redis --------------------------------------------------------------------
+
+    async def _call(self, call: Awaitable[Any]) -> Any:
+        """One Redis round trip under the timeout and the circuit breaker."""
+        self._breaker.check()
+        try:
+            async with asyncio.timeout(self._call_timeout * 2):
+                result = await call
+        except (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError) as error:
+            why = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+            if self._breaker.why is None:
+                logger.error(
+                    "redis unreachable; refusing grants until it answers: %s",
+                    why,
+                    extra={"event": "backend_unavailable", "reason": why},
+                )
+            self._breaker.failed(why)
+            raise BackendUnavailable(why) from None
+        if self._breaker.why is not None:
+            logger.warning("redis answers again", extra={"event": "backend_recovered"})
+        self._breaker.succeeded()
+        return result
+
+    async def _run(self, name: str, fixture_id: str, args: Iterable[str]) -> Reply:
+        script: AsyncScript = self._scripts[name]
+        now = "" if self._now is None else _fmt(self._now())
+        argv = [fixture_id, now, self._replica, *self._policy_args, *args]
+        raw = await self._call(script(keys=fixture_keys(fixture_id), args=argv))
+        reply: Reply = json.loads(raw)
+        for event in _list(reply.get("alerts")):
+            self._log_alert(event)
+        if reply.get("abandoned"):
+            logger.warning(
+                "permits abandoned (lease ended without a release): fixture_id=%s count=%d",
+                fixture_id,
+                reply["abandoned"],
+                extra={"event": "permits_abandoned", "fixture_id": fixture_id},
+            )
+        return reply
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = self._loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # -- Acquire ---------------------------------------------------------------------------
+
+    async def acquire(
+        self,
+        fixture_id: str,
+        *,
+        budget: float = math.inf,
+        client_id: str = "",
+        request_id: str = "",
+        caller: str = "",
+    ) -> Grant:
+        if self._closed:
+            raise ShuttingDown(SHUTDOWN_RETRY_AFTER)
+        if request_id:
+            check_request_id(request_id)
+        if len(client_id) > MAX_CLIENT_ID:
+            raise InvalidArgument(
+                f"client_id must be at most {MAX_CLIENT_ID} characters, got {len(client_id)}",
+                field="client_id",
+            )
+        if not budget >= 0:  # also catches NaN
+            raise InvalidArgument(f"max_wait must not be negative, got {budget}s", field="max_wait")
+        check_fixture_id(fixture_id)
+        budget = min(budget, self._policy.max_wait)
+        permit_id = secrets.token_urlsafe(16)
+        args = [_fmt(budget), client_id, request_id, caller, permit_id]
+        # Shielded: a caller cancelled while the script runs must not leave its grant or ticket
+        # behind, so the reply is awaited to the end and undone.
+        call = asyncio.ensure_future(self._run("acquire", fixture_id, args))
+        try:
+            reply = await asyncio.shield(call)
+        except asyncio.CancelledError:
+            call.add_done_callback(lambda c: self._undo_acquire(fixture_id, caller, c))
+            raise
+        answer: Reply = reply["r"]
+        kind = answer["k"]
+        if kind == "G":
+            return _grant(fixture_id, answer)
+        if kind != "Q":
+            raise self._refusal(fixture_id, answer, caller)
+        ticket: str = answer["t"]
+        future: asyncio.Future[Grant] = self._loop.create_future()
+        self._waiting.setdefault(fixture_id, {})[ticket] = _Waiting(future, caller)
+        self._wake_at(fixture_id, reply)
+        try:
+            return await future
+        except asyncio.CancelledError:
+            self._leave(fixture_id, ticket, caller, future)
+            raise
+
+    def _undo_acquire(self, fixture_id: str, caller: str, call: asyncio.Future[Reply]) -> None:
+        if call.cancelled() or call.exception() is not None:
+            return
+        answer = call.result()["r"]
+        if answer["k"] == "G":
+            self._spawn(self._run_quietly("leave", fixture_id, ["", caller, answer["p"]]))
+        elif answer["k"] == "Q":
+            self._spawn(self._run_quietly("leave", fixture_id, [answer["t"], caller, ""]))
+
+    def _leave(
+        self, fixture_id: str, ticket: str, caller: str, future: asyncio.Future[Grant]
+    ) -> None:
+        """The waiting caller went away: its ticket leaves the queue, or the grant it never saw
+        goes back."""
+        self._forget_waiting(fixture_id, ticket)
+        taken = ""
+        if future.done() and not future.cancelled() and future.exception() is None:
+            taken = future.result().permit_id
+        self._spawn(self._run_quietly("leave", fixture_id, [ticket, caller, taken]))
+
+    async def _run_quietly(self, name: str, fixture_id: str, args: list[str]) -> None:
+        """A clean-up call; if Redis is away, leases and ticket leases end it instead."""
+        with contextlib.suppress(BackendUnavailable):
+            await self._run(name, fixture_id, args)
+
+    def _forget_waiting(self, fixture_id: str, ticket: str) -> None:
+        tickets = self._waiting.get(fixture_id)
+        if tickets is None:
+            return
+        tickets.pop(ticket, None)
+        if not tickets:
+            del self._waiting[fixture_id]
+            timer = self._timers.pop(fixture_id, None)
+            if timer is not None:
+                timer.cancel()
+
+    def _refusal(self, fixture_id: str, answer: Reply, caller: str) -> PermitRefused:
+        p = self._policy
+        kind = answer["k"]
+        if kind == "WAIT_TOO_LONG":
+            return WaitTooLong(
+                fixture_id=fixture_id,
+                retry_after=_num(answer["retry"]),
+                estimated_wait=_num(answer["est"]),
+                queue_depth=answer["depth"],
+                limit=p.limit,
+                paused_for=_num(answer["paused"]),
+                budget=_num(answer["budget"]),
+                expired=bool(answer["expired"]),
+            )
+        if kind == "QUEUE_FULL":
+            return QueueFull(
+                fixture_id=fixture_id,
+                retry_after=_num(answer["retry"]),
+                estimated_wait=_num(answer["est"]),
+                queue_depth=answer["depth"],
+                limit=p.limit,
+                paused_for=_num(answer["paused"]),
+                window=p.window,
+                capacity=p.queue,
+            )
+        if kind == "CALLER_QUEUE_FULL":
+            return CallerQueueFull(
+                fixture_id=fixture_id,
+                retry_after=_num(answer["retry"]),
+                estimated_wait=_num(answer["est"]),
+                queue_depth=answer["depth"],
+                limit=p.limit,
+                caller=caller,
+                capacity=p.max_waiters_per_caller,
+            )
+        if kind == "TOO_MANY_FIXTURES":
+            return TooManyFixtures(
+                fixture_id=fixture_id,
+                retry_after=_num(answer["retry"]),
+                limit=p.limit,
+                max_fixtures=answer["max"],
+                caller=caller if answer["own"] else None,
+            )
+        raise AssertionError(f"unknown answer from redis: {answer!r}")
+
+    # -- Waking waiters --------------------------------------------------------------------
+
+    def _wake_at(self, fixture_id: str, reply: Reply) -> None:
+        """Arm the fixture's one timer: its next change, or the heartbeat if sooner."""
+        if fixture_id not in self._waiting or not self._background:
+            return
+        delay = HEARTBEAT
+        if reply["next"] != "none":
+            delay = min(delay, max(0.0, _num(reply["next"]) - _num(reply["now"])))
+        when = self._loop.time() + delay
+        timer = self._timers.get(fixture_id)
+        if timer is not None:
+            if timer.when() <= when:
+                return
+            timer.cancel()
+        self._timers[fixture_id] = self._loop.call_at(when, self._on_timer, fixture_id)
+
+    def waiters_here(self) -> int:
+        """Callers of this replica waiting in queues."""
+        return sum(len(tickets) for tickets in self._waiting.values())
+
+    async def poll_waiters(self) -> None:
+        """Poll every fixture this replica has waiters on, and let the clean-ups it started
+        finish (for tests that drive time themselves)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks))
+        await asyncio.gather(*(self._poll(f) for f in list(self._waiting)))
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks))
+
+    def _on_timer(self, fixture_id: str) -> None:
+        self._timers.pop(fixture_id, None)
+        self._poll_soon(fixture_id)
+
+    def _poll_soon(self, fixture_id: str) -> None:
+        if fixture_id in self._polling:
+            self._poll_again.add(fixture_id)  # a change came while a poll was on its way
+            return
+        if fixture_id in self._waiting:
+            self._polling.add(fixture_id)
+            self._spawn(self._poll(fixture_id))
+
+    async def _poll(self, fixture_id: str) -> None:
+        reply: Reply | None = None
+        try:
+            while (tickets := self._waiting.get(fixture_id)) is not None:
+                self._poll_again.discard(fixture_id)
+                try:
+                    reply = await self._run("poll", fixture_id, list(tickets))
+                except BackendUnavailable:
+                    reply = None
+                    break
+                self._answer(fixture_id, reply["results"])
+                if fixture_id not in self._poll_again:
+                    break
+        finally:
+            self._polling.discard(fixture_id)
+        if reply is not None:
+            self._wake_at(fixture_id, reply)
+        elif fixture_id in self._waiting:  # Redis is away: try again at the heartbeat
+            self._wake_at(fixture_id, {"next": "none", "now": "0"})
+
+    def _answer(self, fixture_id: str, results: Reply | list[Any]) -> None:
+        if not isinstance(results, dict):
+            return  # cjson writes an empty object as []
+        tickets = self._waiting.get(fixture_id, {})
+        for ticket, answer in results.items():
+            waiting = tickets.get(ticket)
+            if waiting is None:
+                continue
+            self._forget_waiting(fixture_id, ticket)
+            future = waiting.future
+            if answer["k"] == "G":
+                if future.done():  # its caller left as it was granted: the grant goes back
+                    leave = ["", waiting.caller, answer["p"]]
+                    self._spawn(self._run_quietly("leave", fixture_id, leave))
+                else:
+                    future.set_result(_grant(fixture_id, answer))
+            elif not future.done():
+                if answer["k"] == "GONE":
+                    future.set_exception(
+                        BackendUnavailable("this request's place in the queue was lost")
+                    )
+                else:
+                    future.set_exception(self._refusal(fixture_id, answer, waiting.caller))
+
+    async def _listen(self) -> None:
+        """This replica's channel (a fixture answered one of its tickets) and the alerts."""
+        while not self._closed:
+            pubsub = self._pubsub_redis.pubsub()
+            try:
+                await pubsub.subscribe(self._channel, ALERT_CHANNEL)
+                # Messages sent while unsubscribed are lost: look at every fixture now.
+                for fixture_id in list(self._waiting):
+                    self._poll_soon(fixture_id)
+                while not self._closed:
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                    if message is None:
+                        continue
+                    if message["channel"] == ALERT_CHANNEL:
+                        self._deliver_alert(json.loads(message["data"]))
+                    else:
+                        self._poll_soon(message["data"])
+            except (RedisConnectionError, RedisTimeoutError, OSError):
+                await asyncio.sleep(HEARTBEAT)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    async def _sweep_forever(self) -> None:
+        """Settle every fixture whose next change has come (a lease ended, a window emptied, a
+        hot fixture cooled): this replica's share of moving the fleet's state on."""
+        while not self._closed:
+            delay = SWEEP_EVERY
+            with contextlib.suppress(BackendUnavailable):
+                delay = await self.sweep()
+            await asyncio.sleep(min(max(delay, 0.01), SWEEP_EVERY))
+
+    async def sweep(self) -> float:
+        """One sweep; returns the seconds until the next fixture is due."""
+        overview = await self._overview(0)
+        await asyncio.gather(*(self._run("poll", f, []) for f in _list(overview["due"])))
+        if overview["next"] == "none":
+            return SWEEP_EVERY
+        return _num(overview["next"]) - _num(overview["now"])
+
+    async def _overview(self, candidates: int) -> Reply:
+        script = self._scripts["overview"]
+        now = "" if self._now is None else _fmt(self._now())
+        argv = ["", now, self._replica, *self._policy_args, str(candidates), str(SWEEP_BATCH)]
+        raw = await self._call(script(keys=fixture_keys("-"), args=argv))
+        reply: Reply = json.loads(raw)
+        return reply
+
+    # -- Release ---------------------------------------------------------------------------
+
+    def permit_for_request(self, request_id: str, caller: str = "") -> str:
+        """A stand-in that release() looks up in Redis (this call cannot wait on it)."""
+        return _REQUEST + check_request_id(request_id)
+
+    async def release(
+        self,
+        permit_id: str,
+        outcome: Outcome = Outcome.SUCCESS,
+        upstream_retry_after: float | None = None,
+        *,
+        caller: str = "",
+    ) -> bool:
+        by_request = permit_id.startswith(_REQUEST)
+        if not permit_id:
+            raise InvalidArgument("permit_id must not be empty", field="permit_id")
+        if len(permit_id) > MAX_PERMIT_ID and not by_request:
+            raise InvalidArgument(
+                f"permit_id must be at most {MAX_PERMIT_ID} characters, got {len(permit_id)}",
+                field="permit_id",
+            )
+        if upstream_retry_after is not None and not (
+            0 <= upstream_retry_after <= MAX_UPSTREAM_RETRY_AFTER
+        ):
+            raise InvalidArgument(
+                f"upstream_retry_after must be between 0 and {MAX_UPSTREAM_RETRY_AFTER:g}s, "
+                f"got {upstream_retry_after}s",
+                field="upstream_retry_after",
+            )
+        if by_request:
+            request_id = permit_id.removeprefix(_REQUEST)
+            key = f"{len(caller)}:{caller}{request_id}"
+            found = await self._call(self._redis.hget("hotspot:requests", key))
+            if found is None:
+                raise PermitNotFound(request_id, what="request")
+            permit_id = found
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.hget("hotspot:permits", permit_id)
+        pipe.hget("hotspot:released", permit_id)
+        fixture_id, released_by = await self._call(pipe.execute())
+        if fixture_id is None:
+            if released_by is not None and released_by == caller:
+                return True
+            raise PermitNotFound(permit_id)
+        retry_after = "" if upstream_retry_after is None else _fmt(upstream_retry_after)
+        args = [permit_id, caller, _OUTCOMES[outcome], retry_after]
+        reply = await self._run("release", fixture_id, args)
+        answer = reply["r"]
+        if answer["k"] == "NOT_FOUND":
+            raise PermitNotFound(permit_id)
+        if answer["k"] == "ALREADY":
+            return True
+        if answer["paused"]:
+            logger.warning(
+                "fixture paused after an upstream 429: fixture_id=%s seconds=%.3f queue_depth=%d "
+                "caller=%s",
+                fixture_id,
+                _num(answer["seconds"]),
+                answer["depth"],
+                caller or "-",
+                extra={"event": "fixture_paused", "fixture_id": fixture_id, "caller": caller},
+            )
+        return False
+
+    # -- Stats and alerts ------------------------------------------------------------------
+
+    async def stats(self, view: StatsView) -> StatsSnapshot:
+        return (await self.snapshots([view]))[0]
+
+    async def snapshots(self, views: Sequence[StatsView]) -> list[StatsSnapshot]:
+        """The fleet's view: fixtures due for a look are settled first, then each row is read
+        (and settled) at Redis's now. The hottest come from each fixture's heat as of its last
+        change, re-measured for the top candidates."""
+        top = max((v.top_n for v in views if not v.fixture_ids), default=0)
+        candidates = top + RANKING_SLACK if top else 0
+        overview = await self._overview(candidates)
+        if _list(overview["due"]):
+            await asyncio.gather(*(self._run("poll", f, []) for f in _list(overview["due"])))
+            overview = await self._overview(candidates)
+        hot = _list(overview["hot"])
+        raised_at = {hot[i]: _num(hot[i + 1]) for i in range(0, len(hot), 2)}
+        wanted = list(
+            dict.fromkeys(
+                [
+                    *_list(overview["hottest"]),
+                    *(f for v in views for f in v.fixture_ids),
+                    *raised_at,
+                ]
+            )
+        )
+        replies = await asyncio.gather(*(self._run("poll", f, []) for f in wanted))
+        now = max([_num(overview["now"]), *(_num(r["now"]) for r in replies)])
+        rows = {
+            f: self._fixture_stats(f, r["row"], now) for f, r in zip(wanted, replies, strict=True)
+        }
+        tracked = {f for f, r in zip(wanted, replies, strict=True) if r["row"]["tracked"]}
+        ranked = sorted(
+            (rows[f] for f in _list(overview["hottest"]) if f in tracked),
+            key=FixtureStats.heat_key,
+        )
+        p = self._policy
+        alerts = [
+            Alert(f, AlertState.RAISED, rows[f].calls_in_window, p.raise_at, p.clear_below, at)
+            for f, at in raised_at.items()
+        ]
+        calls, rejected, depth, in_flight, abandoned = (
+            int(v or 0) for v in _list(overview["totals"])
+        )
+        totals = Totals(
+            fixtures_tracked=int(overview["tracked"]),
+            calls_total=calls,
+            rejected_total=rejected,
+            queue_depth=depth,
+            in_flight=in_flight,
+            abandoned_total=abandoned,
+        )
+        return [
+            StatsSnapshot(
+                generated_at=now,
+                fixtures=sorted((rows[f] for f in view.fixture_ids), key=FixtureStats.heat_key)
+                if view.fixture_ids
+                else ranked[: view.top_n],
+                totals=totals,
+                alerts=alerts,
+            )
+            for view in views
+        ]
+
+    def _fixture_stats(self, fixture_id: str, row: Reply, now: float) -> FixtureStats:
+        p = self._policy
+        tracked = row["tracked"]
+        calls = int(row["calls"]) if tracked else 0
+        paused = _num(row["pause"]) if tracked else -math.inf
+        return FixtureStats(
+            fixture_id=fixture_id,
+            calls_in_window=calls,
+            calls_total=int(row["calls_total"]) if tracked else 0,
+            queue_depth=int(row["depth"]) if tracked else 0,
+            queue_capacity=p.queue,
+            rejected_total=int(row["rej"]) if tracked else 0,
+            in_flight=int(row["inf"]) if tracked else 0,
+            limit=p.limit,
+            window=p.window,
+            utilization=calls / p.limit,
+            hot=bool(row["hot"]) if tracked else False,
+            paused_until=paused if paused > now else None,
+            abandoned_total=int(row["ab"]) if tracked else 0,
+            expected_hold=_num(row["hold"]),
+        )
+
+    def subscribe_alerts(self, listener: AlertListener) -> Callable[[], None]:
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    def _log_alert(self, event: Reply) -> None:
+        """Logged once for the fleet: by the replica whose script changed the alert."""
+        alert_logger.warning(
+            "hot spot %s: fixture_id=%s calls_in_window=%d threshold=%d clear_below=%d",
+            event["s"],
+            event["f"],
+            event["n"],
+            event["th"],
+            event["cb"],
+            extra={
+                "event": f"alert_{event['s']}",
+                "fixture_id": event["f"],
+                "calls_in_window": event["n"],
+                "threshold": event["th"],
+                "clear_below": event["cb"],
+            },
+        )
+
+    def _deliver_alert(self, event: Reply) -> None:
+        """Every replica's listeners (its WatchStats streams, its webhook) hear every alert."""
+        alert = Alert(
+            event["f"],
+            AlertState(event["s"]),
+            int(event["n"]),
+            int(event["th"]),
+            int(event["cb"]),
+            _num(event["at"]),
+        )
+        for listener in list(self._listeners):
+            try:
+                listener(alert)
+            except Exception:
+                logger.exception("alert listener failed")
+
+    # -- Shutdown --------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Answer this replica's waiters ShuttingDown and take their tickets out of line."""
+        if self._closed:
+            return
+        self._closed = True
+        leaving = []
+        for fixture_id, tickets in list(self._waiting.items()):
+            for ticket, waiting in list(tickets.items()):
+                if not waiting.future.done():
+                    waiting.future.set_exception(ShuttingDown(SHUTDOWN_RETRY_AFTER))
+                leaving.append(self._run_quietly("leave", fixture_id, [ticket, waiting.caller, ""]))
+        self._waiting.clear()
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        with contextlib.suppress(Exception):
+            await asyncio.gather(*leaving)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._redis.aclose()
+        await self._pubsub_redis.aclose()
+
+
+def _grant(fixture_id: str, answer: Reply) -> Grant:
+    return Grant(
+        answer["p"],
+        fixture_id,
+        _num(answer["at"]),
+        _num(answer["w"]),
+        int(answer["n"]),
+        int(answer["rem"]),
+        _num(answer["exp"]),
+    )
+
+
+def _list(value: Any) -> list[Any]:
+    """cjson writes an empty list as {}."""
+    return value if isinstance(value, list) else []

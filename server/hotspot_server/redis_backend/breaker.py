@@ -1,0 +1,33 @@
+"""CircuitBreaker: after a failed Redis call, fail fast for a moment instead of waiting again."""
+
+from __future__ import annotations
+
+import time
+
+from hotspot_core.errors import BackendUnavailable
+
+OPEN_FOR = 0.5
+"""Seconds calls fail at once after a failure; then one call tries Redis again."""
+
+
+class CircuitBreaker:
+    """Closed while Redis answers. A failure opens it: for OPEN_FOR every call is refused at
+    once (no caller waits out another timeout), then the next call is let through as a probe;
+    its success closes it, its failure opens it again."""
+
+    def __init__(self, open_for: float = OPEN_FOR) -> None:
+        self._open_for = open_for
+        self._open_until = 0.0
+        self.why: str | None = None
+        """Why Redis is unreachable, while it is; None once a call succeeds."""
+
+    def check(self) -> None:
+        if self.why is not None and time.monotonic() < self._open_until:
+            raise BackendUnavailable(self.why, retry_after=self._open_until - time.monotonic())
+
+    def failed(self, why: str) -> None:
+        self.why = why
+        self._open_until = time.monotonic() + self._open_for
+
+    def succeeded(self) -> None:
+        self.why = None

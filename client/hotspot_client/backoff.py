@@ -143,12 +143,18 @@ def after_failure(
 ) -> tuple[PermitError, float | None]:
     """The client error for a failed attempt, and the delay before retrying it (None: raise)."""
     error = error_from_rpc(rpc_error)
+    return error, retry_delay(error, budget, outage)
+
+
+def retry_delay(error: PermitError, budget: CallBudget, outage: ServiceOutage) -> float | None:
+    """The delay before retrying a call that failed with `error` (None: give up). Only an
+    UNAVAILABLE is retried, and only within the call's budget."""
     if not isinstance(error, PermitServiceUnavailable):
         outage.end()  # the service answered, if only to refuse
-        return error, None
+        return None
     delay = (
         budget.next_delay(error.retry_after) if error.code is grpc.StatusCode.UNAVAILABLE else None
     )
     if delay is None:
         outage.begin(error)
-    return error, delay
+    return delay

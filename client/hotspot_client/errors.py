@@ -25,6 +25,7 @@ from google.protobuf.message import DecodeError, Message
 from google.rpc import error_details_pb2  # type: ignore[import-untyped]
 from grpc_status import rpc_status
 
+from hotspot.v1 import permits_pb2 as pb
 from hotspot_client.proto_time import duration_seconds
 from hotspot_core import errors as core
 
@@ -148,18 +149,39 @@ def error_from_rpc(error: grpc.RpcError) -> PermitError:
     if not callable(getattr(error, "code", None)):
         return PermitError(str(error) or type(error).__name__, response=error)
     code = error.code()
-    message = error.details() or code.name
     details = _rich_details(error)
+    return _error_from_status(
+        code, error.details() or code.name, details, _retry_after(error, details), error
+    )
+
+
+def error_from_stream_error(status: pb.AcquireStreamError) -> PermitError:
+    """The client error for an AcquireStream item answered with an error: read exactly as the
+    status of the unary call, which it mirrors (google.rpc.Status)."""
+    code = _STATUS_CODES.get(status.code, grpc.StatusCode.UNKNOWN)
+    details = _unpack(status.details)
+    return _error_from_status(code, status.message or code.name, details, _retry_delay(details))
+
+
+_STATUS_CODES = {code.value[0]: code for code in grpc.StatusCode}
+
+
+def _error_from_status(
+    code: grpc.StatusCode,
+    message: str,
+    details: list[Message],
+    retry_after: float | None,
+    response: grpc.RpcError | None = None,
+) -> PermitError:
     info = next((d for d in details if isinstance(d, error_details_pb2.ErrorInfo)), None)
     common: dict[str, Any] = {
         "code": code,
         "domain": info.domain if info else None,
         "metadata": dict(info.metadata) if info else None,
         "details": details,
-        "response": error,
+        "response": response,
     }
     reason: str | None = info.reason if info else None
-    retry_after = _retry_after(error, details)
     if code is grpc.StatusCode.RESOURCE_EXHAUSTED and info and info.domain == ERROR_DOMAIN:
         metadata = info.metadata
         return RateLimitExceeded(
@@ -240,8 +262,13 @@ def _rich_details(error: grpc.RpcError) -> list[Message]:
         return []
     if status is None:
         return []
+    return _unpack(status.details)
+
+
+def _unpack(packed_details: Iterable[Any]) -> list[Message]:
+    """google.rpc.Status details (google.protobuf.Any), unpacked where the client knows them."""
     details: list[Message] = []
-    for packed in status.details:
+    for packed in packed_details:
         for kind in _KNOWN_DETAILS:
             if packed.Is(kind.DESCRIPTOR):
                 detail = kind()
@@ -255,9 +282,9 @@ def _rich_details(error: grpc.RpcError) -> list[Message]:
 
 def _retry_after(error: grpc.RpcError, details: Iterable[Message]) -> float | None:
     """RetryInfo's delay; else the plain `retry-after` trailer (whole seconds)."""
-    for detail in details:
-        if isinstance(detail, error_details_pb2.RetryInfo):
-            return duration_seconds(detail.retry_delay)
+    delay = _retry_delay(details)
+    if delay is not None:
+        return delay
     # Metadata iterates as (key, value) pairs; grpc-stubs types it as Metadatum objects.
     pairs = cast("Iterable[tuple[str, str | bytes]]", error.trailing_metadata() or ())
     for key, value in pairs:
@@ -267,6 +294,13 @@ def _retry_after(error: grpc.RpcError, details: Iterable[Message]) -> float | No
                 return max(0.0, float(text))
             except ValueError:
                 return None
+    return None
+
+
+def _retry_delay(details: Iterable[Message]) -> float | None:
+    for detail in details:
+        if isinstance(detail, error_details_pb2.RetryInfo):
+            return duration_seconds(detail.retry_delay)
     return None
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import TYPE_CHECKING, Self, TypeVar
@@ -19,6 +19,7 @@ from hotspot_client.channel_options import CHANNEL_OPTIONS, ChannelSecurity
 from hotspot_client.client_base import RELEASE_TIMEOUT, PermitClientBase
 from hotspot_client.errors import PermitError, PermitServiceUnavailable
 from hotspot_client.permit import Outcome, Permit, log_release_failure
+from hotspot_client.permit_stream import PermitStream
 from hotspot_client.wire import (
     acquire_request,
     check_release,
@@ -30,6 +31,7 @@ from hotspot_core.policy import PermitPolicy
 if TYPE_CHECKING:
     from hotspot.v1.permits_pb2_grpc import PermitServiceAsyncStub
 
+T = TypeVar("T")
 Request = TypeVar("Request")
 Response = TypeVar("Response")
 
@@ -61,6 +63,7 @@ class PermitClient(PermitClientBase):
         release_timeout: float = RELEASE_TIMEOUT,
         security: ChannelSecurity | None = None,
         warming: bool = False,
+        streaming: bool = True,
     ) -> None:
         super().__init__(
             target,
@@ -75,6 +78,9 @@ class PermitClient(PermitClientBase):
         )
         self._channel = channel
         self._stub: PermitServiceAsyncStub | None = None
+        self.streaming = streaming
+        """Acquires and releases go over one AcquireStream (False: one unary call each)."""
+        self._stream: PermitStream | None = None
         # Releases that outlive their caller (a cancelled block, a grant nobody will use):
         # referenced here so that they run to the end.
         self._releasing: set[asyncio.Task[None]] = set()
@@ -99,6 +105,8 @@ class PermitClient(PermitClientBase):
         if self._releasing:  # a release owed to the service goes out before the channel closes
             await asyncio.wait(self._releasing, timeout=self._release_timeout)
         self._closed = True
+        if self._stream is not None:
+            await self._stream.close()
         await self._local.close()
         if self._owns_channel and self._channel is not None:
             await self._channel.close(None)
@@ -152,15 +160,31 @@ class PermitClient(PermitClientBase):
         # Names this request to the service, so that a grant its caller never saw can be given
         # back (a cancellation crossing the answer on the wire).
         request_id = uuid.uuid4().hex
-        try:
-            response = await self._call(
-                stub.Acquire,
-                lambda: acquire_request(
-                    fixture_id, self.client_id, budget.max_wait_left(), request_id, self.warming
-                ),
-                budget,
-                on_cancel=lambda call: self._give_back_if_granted(call, request_id),
+
+        def request() -> pb.AcquireRequest:
+            return acquire_request(
+                fixture_id, self.client_id, budget.max_wait_left(), request_id, self.warming
             )
+
+        try:
+            response = None
+            if self.streaming:
+                result = await self._unless_unimplemented(
+                    self._permit_stream().exchange(
+                        request_id,
+                        lambda: pb.AcquireStreamItem(request_id=request_id, acquire=request()),
+                        budget,
+                        is_acquire=True,
+                    )
+                )
+                response = result.granted if result is not None else None
+            if response is None:
+                response = await self._call(
+                    stub.Acquire,
+                    request,
+                    budget,
+                    on_cancel=lambda call: self._give_back_if_granted(call, request_id),
+                )
         except PermitServiceUnavailable as error:
             if not self.fail_open:
                 raise
@@ -180,12 +204,68 @@ class PermitClient(PermitClientBase):
         delay = check_release(outcome, upstream_retry_after)
         if permit.local:
             return await self._local.release(permit, outcome, delay)
+        if self.streaming:
+            already = await self._unless_unimplemented(
+                self._streamed_release(release_request(permit.permit_id, outcome, delay))
+            )
+            if already is not None:
+                return already
         response = await self._call(
             self._permit_stub().Release,
             lambda: release_request(permit.permit_id, outcome, delay),
             self._release_budget(),
         )
         return response.already_released
+
+    async def _unless_unimplemented(self, streamed: Awaitable[T]) -> T | None:
+        """The answer over the stream; None if the service has no AcquireStream (an older
+        server), which nothing was done for: from then on this client makes unary calls."""
+        try:
+            return await streamed
+        except PermitError as error:
+            if error.code is not grpc.StatusCode.UNIMPLEMENTED:
+                raise
+        self.streaming = False
+        return None
+
+    async def _streamed_release(self, request: pb.ReleaseRequest) -> bool:
+        item_id = uuid.uuid4().hex
+        result = await self._permit_stream().exchange(
+            item_id,
+            lambda: pb.AcquireStreamItem(request_id=item_id, release=request),
+            self._release_budget(),
+            is_acquire=False,
+        )
+        return result.released.already_released
+
+    def _permit_stream(self) -> PermitStream:
+        if self._stream is None:
+            stub = self._permit_stub()
+
+            def release_orphan(granted: pb.AcquireResponse) -> None:
+                self._release_in_background(permit_from_response(granted))
+
+            self._stream = PermitStream(
+                lambda: stub.AcquireStream(None),
+                self._outage,
+                on_orphan_grant=release_orphan,
+                on_lost_acquire=self._release_lost_acquire,
+            )
+        return self._stream
+
+    def _release_lost_acquire(self, request_id: str) -> None:
+        """An acquire whose caller left, on a stream that broke before its answer came: release
+        whatever was granted to it, by its request id (nothing, most often: NOT_FOUND)."""
+
+        async def release() -> None:
+            with contextlib.suppress(PermitError):
+                await self._streamed_release(
+                    release_request("", Outcome.NOT_SENT, None, request_id)
+                )
+
+        task = asyncio.create_task(release())
+        self._releasing.add(task)
+        task.add_done_callback(self._releasing.discard)
 
     def _release_in_background(
         self, permit: Permit, outcome: Outcome = Outcome.NOT_SENT

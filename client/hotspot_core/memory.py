@@ -203,6 +203,12 @@ class MemoryBackend:
             raise ShuttingDown(SHUTDOWN_RETRY_AFTER)
         if request_id:
             check_request_id(request_id)
+            granted = self._leases.permit_for_request(request_id, caller)
+            if granted is not None:
+                grant = self._granted_before(granted, fixture_id, caller)
+                if self._batch is not None:
+                    await self._batch  # answered, as any grant, once the store holds it
+                return grant
         if len(client_id) > MAX_CLIENT_ID:
             raise InvalidArgument(
                 f"client_id must be at most {MAX_CLIENT_ID} characters, got {len(client_id)}",
@@ -246,6 +252,26 @@ class MemoryBackend:
         if waiter.batch is not None:
             await self._recorded(fx, grant, caller, waiter.batch)
         return grant
+
+    def _granted_before(self, permit_id: str, fixture_id: str, caller: str) -> Grant:
+        """The permit in flight already granted to a request id, asked for again (a request
+        resent after its stream broke, its answer maybe lost): the same grant, not a second."""
+        lease = self._leases.get(permit_id, caller)
+        if lease is None or lease.fixture_id != fixture_id:
+            raise InvalidArgument(
+                "request_id already names a permit of another fixture", field="request_id"
+            )
+        wall = self._clock.to_wall(lease.granted_at)
+        remaining = self._policy.limit - len(self._fixtures[fixture_id].window)
+        return Grant(
+            permit_id,
+            fixture_id,
+            wall,
+            0.0,
+            0,
+            max(0, remaining),
+            self._clock.to_wall(lease.expires_at),
+        )
 
     async def _recorded(
         self, fx: FixtureState, grant: Grant, caller: str, batch: asyncio.Future[None]

@@ -57,7 +57,8 @@ class CallRecorder(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[type-a
 
 
 def recorded_client(target: str, **options: Any) -> tuple[PermitClient, CallRecorder]:
-    """A PermitClient whose every attempt is recorded."""
+    """A PermitClient whose every attempt is recorded: unary calls, so it is not streaming."""
+    options.setdefault("streaming", False)
     recorder = CallRecorder()
     # grpc-stubs leaves ClientInterceptor a placeholder that no class satisfies.
     interceptors: list[Any] = [recorder]

@@ -4,6 +4,7 @@ isort:skip_file
 """
 
 from collections import abc as _abc
+from google.protobuf import any_pb2 as _any_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
@@ -504,3 +505,180 @@ class WatchStatsRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___WatchStatsRequest: _TypeAlias = WatchStatsRequest  # noqa: Y015
+
+@_typing.final
+class AcquireStreamRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ITEMS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___AcquireStreamItem]:
+        """Items written together; the server handles them in order."""
+
+    def __init__(
+        self,
+        *,
+        items: _abc.Iterable[Global___AcquireStreamItem] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["items", b"items"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AcquireStreamRequest: _TypeAlias = AcquireStreamRequest  # noqa: Y015
+
+@_typing.final
+class AcquireStreamItem(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    ACQUIRE_FIELD_NUMBER: _builtins.int
+    CANCEL_FIELD_NUMBER: _builtins.int
+    RELEASE_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Chosen by the caller, 1 to 64 characters of [A-Za-z0-9._:-]; the answer
+    carries it. An acquire's id is also its AcquireRequest.request_id: a
+    request resent with the same id (on a new stream, after the old one broke)
+    gets the permit already granted to it, if it is still in flight.
+    """
+    @_builtins.property
+    def acquire(self) -> Global___AcquireRequest:
+        """Answered with `granted` or `error`. Its max_wait applies as in Acquire,
+        bounded by the stream's deadline; its request_id field is ignored.
+        """
+
+    @_builtins.property
+    def cancel(self) -> Global___AcquireStreamCancel:
+        """Cancels the pending acquire of the same request_id: it leaves its queue
+        and is answered `error` CANCELLED. Not answered itself.
+        """
+
+    @_builtins.property
+    def release(self) -> Global___ReleaseRequest:
+        """Answered with `released` or `error`."""
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        acquire: Global___AcquireRequest | None = ...,
+        cancel: Global___AcquireStreamCancel | None = ...,
+        release: Global___ReleaseRequest | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["acquire", b"acquire", "cancel", b"cancel", "kind", b"kind", "release", b"release"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acquire", b"acquire", "cancel", b"cancel", "kind", b"kind", "release", b"release", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["acquire", "cancel", "release"]  # noqa: Y015
+    _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
+
+Global___AcquireStreamItem: _TypeAlias = AcquireStreamItem  # noqa: Y015
+
+@_typing.final
+class AcquireStreamCancel(_message.Message):
+    """Cancels the pending acquire named by the item's request_id."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AcquireStreamCancel: _TypeAlias = AcquireStreamCancel  # noqa: Y015
+
+@_typing.final
+class AcquireStreamResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___AcquireStreamResult]:
+        """Answers ready together, each to one item."""
+
+    def __init__(
+        self,
+        *,
+        results: _abc.Iterable[Global___AcquireStreamResult] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["results", b"results"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AcquireStreamResponse: _TypeAlias = AcquireStreamResponse  # noqa: Y015
+
+@_typing.final
+class AcquireStreamResult(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    GRANTED_FIELD_NUMBER: _builtins.int
+    RELEASED_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """The request_id of the item answered."""
+    @_builtins.property
+    def granted(self) -> Global___AcquireResponse: ...
+    @_builtins.property
+    def released(self) -> Global___ReleaseResponse: ...
+    @_builtins.property
+    def error(self) -> Global___AcquireStreamError:
+        """What the unary call would have ended with, details included (RetryInfo,
+        ErrorInfo with reason, fixture_id, queue_depth, limit, estimated_wait_ms,
+        paused_for_ms; BadRequest). Laid out as google.rpc.Status.
+        """
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        granted: Global___AcquireResponse | None = ...,
+        released: Global___ReleaseResponse | None = ...,
+        error: Global___AcquireStreamError | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "granted", b"granted", "released", b"released", "result", b"result"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "granted", b"granted", "released", b"released", "request_id", b"request_id", "result", b"result"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_result: _TypeAlias = _typing.Literal["granted", "released", "error"]  # noqa: Y015
+    _WhichOneofArgType_result: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_result) -> _WhichOneofReturnType_result | None: ...
+
+Global___AcquireStreamResult: _TypeAlias = AcquireStreamResult  # noqa: Y015
+
+@_typing.final
+class AcquireStreamError(_message.Message):
+    """A google.rpc.Status (same fields and numbers), for one item."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CODE_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    DETAILS_FIELD_NUMBER: _builtins.int
+    code: _builtins.int
+    """A google.rpc.Code (grpc status code) value."""
+    message: _builtins.str
+    @_builtins.property
+    def details(self) -> _containers.RepeatedCompositeFieldContainer[_any_pb2.Any]: ...
+    def __init__(
+        self,
+        *,
+        code: _builtins.int = ...,
+        message: _builtins.str = ...,
+        details: _abc.Iterable[_any_pb2.Any] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "details", b"details", "message", b"message"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AcquireStreamError: _TypeAlias = AcquireStreamError  # noqa: Y015

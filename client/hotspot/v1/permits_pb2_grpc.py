@@ -61,6 +61,11 @@ class PermitServiceStub:
                 request_serializer=hotspot_dot_v1_dot_permits__pb2.WatchStatsRequest.SerializeToString,
                 response_deserializer=hotspot_dot_v1_dot_permits__pb2.StatsResponse.FromString,
                 _registered_method=True)
+        self.AcquireStream = channel.stream_stream(
+                '/hotspot.v1.PermitService/AcquireStream',
+                request_serializer=hotspot_dot_v1_dot_permits__pb2.AcquireStreamRequest.SerializeToString,
+                response_deserializer=hotspot_dot_v1_dot_permits__pb2.AcquireStreamResponse.FromString,
+                _registered_method=True)
 
 
 class PermitServiceServicer:
@@ -108,6 +113,18 @@ class PermitServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AcquireStream(self, request_iterator, context):
+        """AcquireStream carries many concurrent acquires, cancels and releases, each
+        item tagged with a caller-chosen request id and answered once, in any
+        order, in-band: a refusal for one item does not end the stream. Acquires
+        follow the rules of Acquire (one FIFO queue per fixture across streams and
+        unary callers). A stream that ends takes its pending acquires out of their
+        queues; its permits stay held until released or their leases end.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PermitServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -130,6 +147,11 @@ def add_PermitServiceServicer_to_server(servicer, server):
                     servicer.WatchStats,
                     request_deserializer=hotspot_dot_v1_dot_permits__pb2.WatchStatsRequest.FromString,
                     response_serializer=hotspot_dot_v1_dot_permits__pb2.StatsResponse.SerializeToString,
+            ),
+            'AcquireStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.AcquireStream,
+                    request_deserializer=hotspot_dot_v1_dot_permits__pb2.AcquireStreamRequest.FromString,
+                    response_serializer=hotspot_dot_v1_dot_permits__pb2.AcquireStreamResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -247,6 +269,33 @@ class PermitService:
             '/hotspot.v1.PermitService/WatchStats',
             hotspot_dot_v1_dot_permits__pb2.WatchStatsRequest.SerializeToString,
             hotspot_dot_v1_dot_permits__pb2.StatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AcquireStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/hotspot.v1.PermitService/AcquireStream',
+            hotspot_dot_v1_dot_permits__pb2.AcquireStreamRequest.SerializeToString,
+            hotspot_dot_v1_dot_permits__pb2.AcquireStreamResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -58,6 +58,14 @@ class PermitServiceStub:
     buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
     buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
     """
+    AcquireStream: _grpc.StreamStreamMultiCallable[_permits_pb2.AcquireStreamRequest, _permits_pb2.AcquireStreamResponse]
+    """AcquireStream carries many concurrent acquires, cancels and releases, each
+    item tagged with a caller-chosen request id and answered once, in any
+    order, in-band: a refusal for one item does not end the stream. Acquires
+    follow the rules of Acquire (one FIFO queue per fixture across streams and
+    unary callers). A stream that ends takes its pending acquires out of their
+    queues; its permits stay held until released or their leases end.
+    """
 
 @_typing.type_check_only
 class PermitServiceAsyncStub(PermitServiceStub):
@@ -88,6 +96,14 @@ class PermitServiceAsyncStub(PermitServiceStub):
     returns; the names are part of the published contract.
     buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
     buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+    """
+    AcquireStream: _aio.StreamStreamMultiCallable[_permits_pb2.AcquireStreamRequest, _permits_pb2.AcquireStreamResponse]  # type: ignore[assignment]
+    """AcquireStream carries many concurrent acquires, cancels and releases, each
+    item tagged with a caller-chosen request id and answered once, in any
+    order, in-band: a refusal for one item does not end the stream. Acquires
+    follow the rules of Acquire (one FIFO queue per fixture across streams and
+    unary callers). A stream that ends takes its pending acquires out of their
+    queues; its permits stay held until released or their leases end.
     """
 
 class PermitServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -140,6 +156,20 @@ class PermitServiceServicer(metaclass=_abc_1.ABCMeta):
         returns; the names are part of the published contract.
         buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        """
+
+    @_abc_1.abstractmethod
+    def AcquireStream(
+        self,
+        request_iterator: _MaybeAsyncIterator[_permits_pb2.AcquireStreamRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_permits_pb2.AcquireStreamResponse], _abc.AsyncIterator[_permits_pb2.AcquireStreamResponse]]:
+        """AcquireStream carries many concurrent acquires, cancels and releases, each
+        item tagged with a caller-chosen request id and answered once, in any
+        order, in-band: a refusal for one item does not end the stream. Acquires
+        follow the rules of Acquire (one FIFO queue per fixture across streams and
+        unary callers). A stream that ends takes its pending acquires out of their
+        queues; its permits stay held until released or their leases end.
         """
 
 def add_PermitServiceServicer_to_server(servicer: PermitServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

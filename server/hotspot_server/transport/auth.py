@@ -30,6 +30,7 @@ from hotspot_server.transport.caller import (
     current_caller,
 )
 from hotspot_server.transport.callers_file import CALLER_NAME, CallersFile
+from hotspot_server.transport.grpc_errors import PermissionDenied
 
 Context = grpc.aio.ServicerContext[Any, Any]
 Behavior = Callable[..., Any]
@@ -38,6 +39,7 @@ SERVICE = "/hotspot.v1.PermitService/"
 METHOD_ROLES = {
     f"{SERVICE}Acquire": ACQUIRE,
     f"{SERVICE}Release": ACQUIRE,
+    f"{SERVICE}AcquireStream": ACQUIRE,
     f"{SERVICE}Stats": READ_STATS,
     f"{SERVICE}WatchStats": READ_STATS,
 }
@@ -167,16 +169,16 @@ def _admitted(behavior: Behavior, admit: Callable[[Context], Awaitable[None]]) -
     return call
 
 
-async def check_upstream_report(request: pb.ReleaseRequest, context: Context) -> None:
+def check_upstream_report(request: pb.ReleaseRequest) -> None:
     """A Release reporting UPSTREAM_RATE_LIMITED pauses the fixture for every caller, so it
-    needs `report-upstream`. Here rather than in the interceptor, which cannot see the request."""
+    needs `report-upstream`. Here rather than in the interceptor, which cannot see the request
+    (nor a stream's items)."""
     caller = current_caller.get()
     if (
         caller is not None
         and request.outcome == pb.OUTCOME_UPSTREAM_RATE_LIMITED
         and not caller.may(REPORT_UPSTREAM)
     ):
-        await context.abort(
-            grpc.StatusCode.PERMISSION_DENIED,
-            lacks_role(caller, REPORT_UPSTREAM, "release with OUTCOME_UPSTREAM_RATE_LIMITED"),
+        raise PermissionDenied(
+            lacks_role(caller, REPORT_UPSTREAM, "release with OUTCOME_UPSTREAM_RATE_LIMITED")
         )

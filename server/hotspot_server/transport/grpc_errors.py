@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import grpc
 from google.protobuf.message import Message
@@ -28,8 +28,21 @@ from hotspot_core.stats_feed import TooManySubscribers
 Metadata = tuple[tuple[str, str | bytes], ...]
 
 
+class PermissionDenied(PermitError):
+    """The caller lacks the role an operation needs (the message names it)."""
+
+    reason = "PERMISSION_DENIED"
+
+
 def grpc_status_for(error: PermitError) -> tuple[grpc.StatusCode, str, Metadata]:
     """The status code, message and trailing metadata that report `error`."""
+    code, status, trailers = rich_status(error)
+    return code, str(error), rpc_status.to_status(status).trailing_metadata + trailers
+
+
+def rich_status(error: PermitError) -> tuple[grpc.StatusCode, Any, Metadata]:
+    """The google.rpc.Status that reports `error` (a unary call's trailer, a stream item's
+    answer), its code, and the plain trailers that go with it on a call."""
     code = grpc.StatusCode.INTERNAL
     details: list[Message] = []
     trailers: Metadata = ()
@@ -59,6 +72,8 @@ def grpc_status_for(error: PermitError) -> tuple[grpc.StatusCode, str, Metadata]
     elif isinstance(error, TooManySubscribers):
         code = grpc.StatusCode.RESOURCE_EXHAUSTED
         metadata = {"scope": error.scope, "limit": str(error.limit)}
+    elif isinstance(error, PermissionDenied):
+        code = grpc.StatusCode.PERMISSION_DENIED
     elif isinstance(error, PermitNotFound):
         code = grpc.StatusCode.NOT_FOUND
         metadata = {"permit_id": error.permit_id}
@@ -68,7 +83,7 @@ def grpc_status_for(error: PermitError) -> tuple[grpc.StatusCode, str, Metadata]
     status = status_pb2.Status(code=code.value[0], message=str(error), details=[])
     for detail in details:
         status.details.add().Pack(detail)
-    return code, str(error), rpc_status.to_status(status).trailing_metadata + trailers
+    return code, status, trailers
 
 
 async def abort_with(

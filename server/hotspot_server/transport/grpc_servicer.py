@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import grpc
 
@@ -20,6 +20,7 @@ from hotspot_core.stats_feed import (
     TooManySubscribers,
     check_interval,
 )
+from hotspot_server.transport.acquire_stream import AcquireStreamSession
 from hotspot_server.transport.auth import check_upstream_report
 from hotspot_server.transport.caller import caller_name
 from hotspot_server.transport.grpc_errors import abort_with
@@ -68,52 +69,72 @@ class PermitServicer(permits_pb2_grpc.PermitServiceServicer):
 
     async def Acquire(self, request: pb.AcquireRequest, context: Context) -> pb.AcquireResponse:
         try:
-            budget = (
-                checked_seconds(request.max_wait, "max_wait", at_most=MAX_DURATION)
-                if request.HasField("max_wait")
-                else math.inf
-            )
-            remaining = context.time_remaining()
-            if remaining is not None:
-                budget = min(budget, max(0.0, remaining))
+            return await self._acquire(request, context.time_remaining(), caller_of(context))
+        except PermitError as error:
+            await abort_with(context, error)
+
+    async def Release(self, request: pb.ReleaseRequest, context: Context) -> pb.ReleaseResponse:
+        try:
+            return await self._release(request, caller_of(context))
+        except PermitError as error:
+            await abort_with(context, error)
+
+    async def AcquireStream(
+        self, request_iterator: AsyncIterator[pb.AcquireStreamRequest], context: Context
+    ) -> AsyncIterator[pb.AcquireStreamResponse]:
+        caller = caller_of(context)
+
+        def acquire(request: pb.AcquireRequest) -> Awaitable[pb.AcquireResponse]:
+            # The stream's deadline bounds every item's wait.
+            return self._acquire(request, context.time_remaining(), caller)
+
+        session = AcquireStreamSession(acquire, lambda request: self._release(request, caller))
+        async for response in session.run(request_iterator):
+            yield response
+
+    async def _acquire(
+        self, request: pb.AcquireRequest, remaining: float | None, caller: str
+    ) -> pb.AcquireResponse:
+        budget = (
+            checked_seconds(request.max_wait, "max_wait", at_most=MAX_DURATION)
+            if request.HasField("max_wait")
+            else math.inf
+        )
+        if remaining is not None:
+            budget = min(budget, max(0.0, remaining))
+        try:
             grant = await self._backend.acquire(
                 request.fixture_id,
                 budget=budget,
                 # An authenticated caller is named by its identity, not by what it says.
                 client_id=caller_name() or request.client_id,
                 request_id=request.request_id,
-                caller=caller_of(context),
+                caller=caller,
                 warming=request.purpose == pb.PURPOSE_WARMING,
             )
         except (PermitRefused, ShuttingDown) as error:
             if self._on_refusal is not None:
                 self._on_refusal(error)
-            await abort_with(context, error)
-        except PermitError as error:
-            await abort_with(context, error)
+            raise
         if self._on_grant is not None:
             self._on_grant(grant)
         return grant_to_proto(grant)
 
-    async def Release(self, request: pb.ReleaseRequest, context: Context) -> pb.ReleaseResponse:
-        await check_upstream_report(request, context)
-        try:
-            retry_after = (
-                checked_seconds(
-                    request.upstream_retry_after, "upstream_retry_after", at_most=MAX_DURATION
-                )
-                if request.HasField("upstream_retry_after")
-                else None
+    async def _release(self, request: pb.ReleaseRequest, caller: str) -> pb.ReleaseResponse:
+        check_upstream_report(request)
+        retry_after = (
+            checked_seconds(
+                request.upstream_retry_after, "upstream_retry_after", at_most=MAX_DURATION
             )
-            caller = caller_of(context)
-            already = await self._backend.release(
-                self._permit_to_release(request, caller),
-                outcome_from_proto(request.outcome),
-                retry_after,
-                caller=caller,
-            )
-        except PermitError as error:
-            await abort_with(context, error)
+            if request.HasField("upstream_retry_after")
+            else None
+        )
+        already = await self._backend.release(
+            self._permit_to_release(request, caller),
+            outcome_from_proto(request.outcome),
+            retry_after,
+            caller=caller,
+        )
         return pb.ReleaseResponse(already_released=already)
 
     def _permit_to_release(self, request: pb.ReleaseRequest, caller: str) -> str:

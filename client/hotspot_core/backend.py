@@ -43,6 +43,9 @@ class PermitBackend(Protocol):
         caps it. Cancelling the awaiting task means the acquire did not happen: it
         leaves the queue at once, and a grant made in that same instant is taken
         back, so a cancelled acquire holds no permit and spends no slot.
+
+        A `request_id` whose permit is still in flight gets that same grant back, not a second
+        one: a request resent after a broken stream never takes two slots.
         """
         ...
 

@@ -1017,5 +1017,8 @@ class MemoryBackend:
         self._queue_depth = 0
         self._caller_waiters.clear()
         self._leases.close()
+        # Summaries still counting are written now, not lost with the process.
+        self._abandoned_log.flush()
+        self._paused_log.flush()
         if self._dirty:
             self._flush()  # what changed last is kept too

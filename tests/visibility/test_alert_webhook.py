@@ -6,6 +6,7 @@ the HTTP side and the webhook add: what they show and send, and that sending nev
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from datetime import datetime
@@ -159,6 +160,8 @@ async def test_full_queue_drops_with_a_log_and_permits_never_wait(
             for _ in range(2):  # cleared at 2: the cool-down threshold is a call below 4
                 await backend.release(grants.pop().permit_id, Outcome.NOT_SENT)
             grants += [await backend.acquire("g") for _ in range(2)]  # raised at 4
+        for _ in range(5):  # alerts reach their listeners in a later loop step, never inline
+            await asyncio.sleep(0)
     assert webhook.dropped == 6
     assert caplog.text.count("alert webhook queue is full") == 6
     receiver.release.set()

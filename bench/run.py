@@ -21,6 +21,7 @@ from bench import (
     grpc_throughput,
     overflow_burst,
     stats_scale,
+    stream_throughput,
     warming_pressure,
     watch_subscribers,
 )
@@ -510,6 +511,44 @@ def _splice(report: str, letter: str, part: list[str], summary: Summary) -> str:
     return "\n".join(lines) + "\n"
 
 
+async def section_i(seconds: float, summary: Summary) -> list[str]:
+    result = await asyncio.to_thread(stream_throughput.measure, seconds)
+    summary.append(
+        [
+            "(i) streamed vs unary permits/s, 2 client processes x 64 loops",
+            ">= 5x",
+            f"{result['ratio']:.2f}x",
+            _met(result["ratio"] >= 5),
+        ]
+    )
+    return [
+        "## (i) Streamed permits against unary permits",
+        "",
+        stream_throughput.__doc__ or "",
+        "",
+        *_table(
+            ["", "permits/s", "p50 ms", "p99 ms"],
+            [
+                [
+                    "unary",
+                    f"{result['unary_per_s']:.0f}",
+                    f"{result['unary_p50_ms']:.1f}",
+                    f"{result['unary_p99_ms']:.1f}",
+                ],
+                [
+                    "stream",
+                    f"{result['stream_per_s']:.0f}",
+                    f"{result['stream_p50_ms']:.1f}",
+                    f"{result['stream_p99_ms']:.1f}",
+                ],
+            ],
+        ),
+        "",
+        f"Ratio {result['ratio']:.2f}x; refusals {result['refused']:.0f}.",
+        "",
+    ]
+
+
 async def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=5)
@@ -541,6 +580,7 @@ async def main(argv: Sequence[str] | None = None) -> None:
         ("f", lambda: section_f(args.rounds, args.seconds, summary)),
         ("g", lambda: section_g(summary)),
         ("h", lambda: section_h(summary)),
+        ("i", lambda: section_i(args.seconds * 2, summary)),
     ]
     if not args.skip_memory:
         sections.append(("d", lambda: section_d(summary)))

@@ -40,7 +40,8 @@ async def test_warming_serves_the_kickoff_crowd_from_a_few_upstream_calls(tmp_pa
     assert on.served_per_upstream_call >= 20
     assert on.user_429s * 10 <= off.user_429s
     assert on.other_errors == 0
-    assert on.upstream_calls <= LIMIT
+    # No more than the limit in any window is `violations == 0` above; how many windows the burst
+    # spans depends on how loaded the machine is, so the total is not bounded here.
     # Two warmers, one lease per fixture: within one warmer's share (10 per 6 s window),
     # not two, over the ~10 s they ran.
     assert sum(on.warmer_refreshes) <= 2 * 10 + 2

@@ -139,7 +139,7 @@ class LogTail:
         for line in stderr:
             self.lines.put(line)
 
-    def expect(self, pattern: str, within: float = 5.0) -> str:
+    def expect(self, pattern: str, within: float = 15.0) -> str:
         deadline = time.monotonic() + within
         while True:
             line = self.lines.get(timeout=max(0.01, deadline - time.monotonic()))

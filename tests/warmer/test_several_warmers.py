@@ -255,6 +255,10 @@ def test_two_warmers_warm_each_fixture_once_and_take_over_a_stopped_ones_leases(
         )
     print(f"\ntakeover after SIGKILL: {took:.2f}s (lease {LEASE:.1f}s, refresh every {EVERY}s)")
     assert took <= LEASE + EVERY + SLACK
+    wait_for(  # and warms: every fixture refreshed again since the kill
+        "the survivor to refresh every fixture",
+        lambda: all(any(t >= killed_at for t in rig.served_at().get(f, [])) for f in MAJORS),
+    )
 
     # A third warmer joins; stop the survivor cleanly: it releases its leases on the way out,
     # so the newcomer takes over at its next refresh rather than after the TTL.

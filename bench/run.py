@@ -15,9 +15,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 from bench import (
+    concurrent_burst,
     core_vs_limits,
     durable_store,
     fixture_memory,
+    full_budget,
     grpc_throughput,
     overflow_burst,
     stats_scale,
@@ -549,6 +551,88 @@ async def section_i(seconds: float, summary: Summary) -> list[str]:
     ]
 
 
+async def section_j(seconds: float, summary: Summary) -> list[str]:
+    full = await asyncio.to_thread(full_budget.measure, seconds)
+    held = await asyncio.to_thread(full_budget.measure, seconds / 2, rate=full_budget.HELD_RATE)
+    summary += [
+        [
+            "(j) full budget: permits/s sustained, 10,000 fixtures at 50/min",
+            ">= 8,333",
+            f"{full['permits_per_s']:.0f}",
+            _met(full["permits_per_s"] >= full_budget.FULL_BUDGET * 0.99),
+        ],
+        ["(j) ... p99 grant latency, fixtures with room", "< 10 ms", f"{full['p99_ms']:.1f} ms",
+         _met(full["p99_ms"] < 10)],
+        ["(j) ... over-limit windows (generator's log)", "0",
+         f"{full['over_limit_fixtures'] + held['over_limit_fixtures']}",
+         _met(full["over_limit_fixtures"] + held["over_limit_fixtures"] == 0)],
+        [f"(j) ... at {full_budget.HELD_RATE:,.0f}/s offered: permits/s, p99", "",
+         f"{held['permits_per_s']:.0f}, {held['p99_ms']:.1f} ms", ""],
+    ]  # fmt: skip
+    keys = [
+        "offered_per_s", "permits_per_s", "per_second_min", "per_second_median", "p50_ms",
+        "p99_ms", "grants", "refused", "errors", "held_back", "over_limit_fixtures",
+        "server_cpu_cores", "load_cpu_cores", "server_cpu_us_per_permit",
+        "load_cpu_us_per_permit", "seconds",
+    ]  # fmt: skip
+    return [
+        "## (j) The whole budget on one box (issue 12, target (g))",
+        "",
+        full_budget.__doc__ or "",
+        "",
+        *_table(
+            [
+                "measure",
+                f"offered {full['offered_per_s']:,.0f}/s",
+                f"offered {held['offered_per_s']:,.0f}/s",
+            ],
+            [[k, f"{full[k]:.2f}", f"{held[k]:.2f}"] for k in keys],
+        ),
+        "",
+        full_budget.WHERE_THE_TIME_GOES,
+        "",
+    ]
+
+
+async def section_k(summary: Summary) -> list[str]:
+    result = await asyncio.to_thread(concurrent_burst.measure)
+    unary, stream = result["unary"], result["stream"]
+    summary += [
+        ["(k) 10,000 on one fixture, stream: every refusal answered", "<= 1 s",
+         f"{stream['answered_s']:.2f} s", _met(stream["answered_s"] <= 1)],
+        ["(k) ... stream: server RSS growth", "<= 50 MB", f"{stream['rss_growth_mb']:.1f} MB",
+         _met(stream["rss_growth_mb"] <= 50)],
+        ["(k) ... unary: refusals answered, RSS growth", "",
+         f"{unary['answered_s']:.2f} s, {unary['rss_growth_mb']:.0f} MB", ""],
+    ]  # fmt: skip
+    return [
+        "## (k) 10,000 concurrent Acquires on one fixture, unary and streamed (issue 12, (c))",
+        "",
+        concurrent_burst.__doc__ or "",
+        "",
+        *_table(
+            [
+                "",
+                "granted",
+                "refused",
+                "every refusal answered after (s)",
+                "server RSS growth (MB)",
+            ],
+            [
+                [
+                    name,
+                    r["granted"],
+                    r["refused"],
+                    f"{r['answered_s']:.3f}",
+                    f"{r['rss_growth_mb']:.1f}",
+                ]
+                for name, r in result.items()
+            ],
+        ),
+        "",
+    ]
+
+
 async def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=5)
@@ -581,6 +665,8 @@ async def main(argv: Sequence[str] | None = None) -> None:
         ("g", lambda: section_g(summary)),
         ("h", lambda: section_h(summary)),
         ("i", lambda: section_i(args.seconds * 2, summary)),
+        ("j", lambda: section_j(60.0, summary)),
+        ("k", lambda: section_k(summary)),
     ]
     if not args.skip_memory:
         sections.append(("d", lambda: section_d(summary)))

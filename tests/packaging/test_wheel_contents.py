@@ -14,7 +14,7 @@ from tests.packaging.conftest import Wheels
 
 pytestmark = pytest.mark.slow
 
-CLIENT_PACKAGES = {"hotspot", "hotspot_core", "hotspot_client", "hotspot_warmer"}
+CLIENT_PACKAGES = {"hotspot", "hotspot_core", "hotspot_client", "hotspot_warmer", "hotspot_load"}
 SERVER_PACKAGES = {"hotspot_server"}
 # Development-only code that must stay in the repository.
 NEVER_SHIPPED = {"tests", "fake_optic_odds", "examples", "bench", "protos"}

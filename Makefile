@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROTO_FILES := $(wildcard protos/hotspot/v1/*.proto)
 
-.PHONY: run test lint proto bench clean
+.PHONY: run test lint proto bench load clean
 
 # Two distributions: the client (client/, with the core and the stubs) and the server (.), which
 # depends on it. constraints.txt holds the tested versions of what both ask for by range.
@@ -33,6 +33,11 @@ proto: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
+
+# The standard load set at a tenfold time scale (a 6 s window; 1,000 fixtures at 50 per 6 s are
+# the full budget's 8,333 permits/s), report and plots in docs/load/.
+load: $(STAMP)
+	$(BIN)/hotspot load --start-server --window 6 --seconds 30 --fixtures 1000 --out docs/load
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

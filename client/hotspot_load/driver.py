@@ -38,6 +38,8 @@ class LoadLog:
     retried: list[tuple[float, float, int]] = field(default_factory=list)
     """Each caller that honoured a retry_delay and was granted in the end: (the first promised
     retry_after, the actual wait from that refusal to the grant, retries it took)."""
+    retrying: int = 0
+    """Callers refused that waited their retry_delay to ask again."""
     retries_refused_again: int = 0
     """Retries refused once more: each means a promise not kept (or other traffic took it)."""
     errors: list[str] = field(default_factory=list)
@@ -69,6 +71,7 @@ class LoadLog:
             getattr(self, name).extend(getattr(other, name))
         self.refused_reason += other.refused_reason
         self.retried += other.retried
+        self.retrying += other.retrying
         self.retries_refused_again += other.retries_refused_again
         self.errors += other.errors
         self.skipped += other.skipped
@@ -156,6 +159,7 @@ async def drive(
                         return
                     if promised is None:
                         promised, first_refusal = error.retry_after, now
+                        log.retrying += 1
                     else:
                         log.retries_refused_again += 1
                     retries += 1

@@ -3,6 +3,7 @@
 hotspot top              live table of the hottest fixtures (the WatchStats stream); not on a
                          terminal, a plain table per update
 hotspot stats [--json]   one snapshot (Stats)
+hotspot load             load scenarios with a Markdown report and plots (the `load` extra)
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING
 import grpc
 from google.protobuf import json_format
 from google.protobuf.duration_pb2 import Duration
+from hotspot_load import cli as load_cli
 from rich.console import Console, Group
 from rich.live import Live
 
@@ -115,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--fixture-id", action="append", default=[], help="show this fixture (repeatable)"
     )
     stats.add_argument("--json", action="store_true", help="print the StatsResponse as JSON")
+    load_cli.add_parser(commands)
     return parser
 
 
@@ -190,6 +193,8 @@ def open_channel(args: argparse.Namespace) -> grpc.Channel:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "load":
+        sys.exit(load_cli.run(args))
     console = Console()
     try:
         channel = open_channel(args)

@@ -1,9 +1,16 @@
-"""An in-process grpc.aio permit server on a free loopback port, with short windows."""
+"""An in-process grpc.aio permit server on a free loopback port, with short windows.
+
+A module that sets `pytestmark = pytest.mark.parametrize("start_server", DEPLOYMENTS,
+indirect=True)` runs each test twice: on one memory:// server, and on three replicas sharing
+one real redis-server, with the channel spreading calls over them (round robin)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import grpc
@@ -13,6 +20,7 @@ from hotspot.v1 import permits_pb2_grpc
 from hotspot_core.policy import PermitPolicy
 from hotspot_server.server import PermitServer
 from hotspot_server.settings import Settings
+from tests.redis_server import RedisServer, redis_server_missing
 
 if TYPE_CHECKING:
     from hotspot.v1.permits_pb2_grpc import PermitServiceAsyncStub
@@ -24,32 +32,70 @@ class Harness:
     channel: grpc.aio.Channel
     stub: PermitServiceAsyncStub
 
+    def __post_init__(self) -> None:
+        # Not a field: subclasses add fields without defaults.
+        self.replicas: list[PermitServer] = [self.server]
+        """Every server behind the channel (`server` is the first)."""
+
     @property
     def target(self) -> str:
         return f"127.0.0.1:{self.server.port}"
 
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop every replica at once, as a fleet's rolling shutdown would end."""
+        await asyncio.gather(*(r.stop(grace) for r in self.replicas))
+
 
 StartServer = Callable[..., Awaitable[Harness]]
+MEMORY = "memory"
+REDIS_REPLICAS = "3 replicas on redis"
+DEPLOYMENTS = [MEMORY, REDIS_REPLICAS]
+REPLICAS = 3
 
 
 @pytest.fixture
-async def start_server() -> AsyncIterator[StartServer]:
+async def start_server(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[StartServer]:
+    """Parametrized indirectly (`DEPLOYMENTS`), or memory:// by default."""
+    deployment = str(getattr(request, "param", MEMORY))
     started: list[Harness] = []
+    with contextlib.ExitStack() as stack:
+        if deployment == MEMORY:
+            backend_url, replicas = "memory://", 1
+        else:
+            missing = redis_server_missing()
+            if missing:
+                pytest.skip(missing)
+            redis = stack.enter_context(RedisServer(tmp_path / "redis"))
+            # The suite shares two cores with everything else CI runs: the default 0.1 s call
+            # timeout would fail calls a busy machine only delays (tests/redis tests it).
+            backend_url, replicas = redis.url + "?timeout=1", REPLICAS
 
-    async def start(grace: float = 1.0, **policy: float) -> Harness:
-        settings = Settings(
-            listen="127.0.0.1:0",
-            policy=PermitPolicy(**policy),  # type: ignore[arg-type]
-            grace=grace,
-        )
-        server = PermitServer(settings)
-        await server.start()
-        channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
-        harness = Harness(server, channel, permits_pb2_grpc.PermitServiceStub(channel))
-        started.append(harness)
-        return harness
+        async def start(grace: float = 1.0, **policy: float) -> Harness:
+            settings = Settings(
+                listen="127.0.0.1:0",
+                policy=PermitPolicy(**policy),  # type: ignore[arg-type]
+                grace=grace,
+                backend=backend_url,
+            )
+            servers = [PermitServer(settings) for _ in range(replicas)]
+            for server in servers:
+                await server.start()
+            if replicas == 1:
+                channel = grpc.aio.insecure_channel(f"127.0.0.1:{servers[0].port}")
+            else:  # the client spreads its calls over the replicas
+                addresses = ",".join(f"127.0.0.1:{s.port}" for s in servers)
+                channel = grpc.aio.insecure_channel(
+                    f"ipv4:{addresses}", options=[("grpc.lb_policy_name", "round_robin")]
+                )
+            stub = permits_pb2_grpc.PermitServiceStub(channel)
+            harness = Harness(servers[0], channel, stub)
+            harness.replicas = servers
+            started.append(harness)
+            return harness
 
-    yield start
-    for harness in started:
-        await harness.channel.close(None)
-        await harness.server.stop(0)
+        yield start
+        for harness in started:
+            await harness.channel.close(None)
+            await harness.stop(0)

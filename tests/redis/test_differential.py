@@ -172,6 +172,7 @@ async def compare_state(run: Run) -> None:
                 f.hot,
                 f.paused_until,
                 round(f.expected_hold, 9),
+                f.warming,
             )
             for f in snapshot.fixtures
         ]
@@ -188,11 +189,18 @@ async def step(run: Run, rng: random.Random) -> None:
     if op == "acquire":
         fixture_id, caller = rng.choice(FIXTURES), rng.choice(CALLERS)
         budget = rng.choice([0.0, 0.4, 1.5, 3.0, math.inf])
-        run.log.append(f"t={run.clock.now:.3f} acquire {fixture_id} {caller!r} budget={budget}")
+        # A few request ids come back: a request id in flight gets its grant again.
+        request_id = rng.choice(["", "", "", "r1", "r2"])
+        warming = rng.random() < 0.2
+        run.log.append(
+            f"t={run.clock.now:.3f} acquire {fixture_id} {caller!r} budget={budget} "
+            f"request_id={request_id!r} warming={warming}"
+        )
+        asks = {"budget": budget, "caller": caller, "request_id": request_id, "warming": warming}
         pair = Pair(
             caller,
-            asyncio.ensure_future(run.memory.acquire(fixture_id, budget=budget, caller=caller)),
-            asyncio.ensure_future(run.redis.acquire(fixture_id, budget=budget, caller=caller)),
+            asyncio.ensure_future(run.memory.acquire(fixture_id, **asks)),  # type: ignore[arg-type]
+            asyncio.ensure_future(run.redis.acquire(fixture_id, **asks)),  # type: ignore[arg-type]
         )
         waiting = run.redis.waiters_here()
         run.pairs.append(pair)

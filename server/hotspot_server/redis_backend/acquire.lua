@@ -1,7 +1,32 @@
 -- Acquire: grant at once, take a ticket in the fixture's queue, or refuse (memory.py acquire,
--- _track, _enqueue). ARGV[OP..]: budget, client_id, request_id, caller, permit id.
+-- _track, _enqueue, _granted_before). ARGV[OP..]: budget, client_id, request_id, caller,
+-- permit id, '1' for a cache warmer's request.
 local budget, client_id, request_id = num(ARGV[OP]), ARGV[OP + 1], ARGV[OP + 2]
-local caller, pid = ARGV[OP + 3], ARGV[OP + 4]
+local caller, pid, warming = ARGV[OP + 3], ARGV[OP + 4], ARGV[OP + 5] == '1'
+
+-- A request id whose permit is still in flight gets that grant back, not a second one.
+if request_id ~= '' then
+  local prior = redis.call('HGET', G_REQUESTS, request_key(caller, request_id))
+  if prior then
+    local prior_pid, prior_fixture, lease_end = string.match(prior, '^([^\t]*)\t(.*)\t([^\t]*)$')
+    if num(lease_end) > NOW then  -- else its lease has ended: not in flight any more
+      if prior_fixture ~= FIXTURE then return reply({r = {k = 'OTHER_FIXTURE'}}, nil) end
+      local raw = false
+      if load() then
+        settle(NOW)
+        raw = redis.call('HGET', K_P, prior_pid)
+      end
+      if raw then
+        local granted = tonumber(cjson.decode(raw).g)
+        local remaining = LIMIT - window_len()
+        if remaining < 0 then remaining = 0 end
+        local again = {k = 'G', p = prior_pid, at = fmt(granted), w = fmt(0), n = 0,
+          rem = remaining, exp = fmt(granted + LEASE)}
+        return reply({r = again}, finish(NOW))
+      end
+    end
+  end
+end
 
 if not load() then
   local tracked = redis.call('ZCARD', G_FIX)
@@ -12,7 +37,8 @@ if not load() then
     return reply({r = {k = 'TOO_MANY_FIXTURES', retry = fmt(WINDOW), own = own,
       max = own and MAX_FIXTURES_PER_CALLER or MAX_FIXTURES}}, nil)
   end
-  st = {calls = 0, rej = 0, ab = 0, inf = 0, pause = -math.huge, hot = false, by = caller, seq = 0}
+  st = {calls = 0, rej = 0, ab = 0, inf = 0, pause = -math.huge, hot = false, by = caller, seq = 0,
+    warm = -math.huge}
   if caller ~= '' then caller_count('f|' .. caller, 1) end
 end
 
@@ -20,7 +46,7 @@ settle(NOW)
 local result
 local depth = redis.call('ZCARD', K_Q)
 if depth == 0 and st.pause <= NOW and window_len() < LIMIT then
-  result = grant(NOW, NOW, 0, client_id, request_id, caller, pid)
+  result = grant(NOW, NOW, 0, client_id, request_id, caller, pid, warming)
 else
   local hold = expected_hold()
   local waiting = tonumber(redis.call('HGET', G_CALLERS, 'w|' .. caller) or '0')
@@ -40,7 +66,7 @@ else
       local deadline = NOW + budget
       redis.call('ZADD', K_Q, st.seq, tid)
       redis.call('HSET', K_T, tid, cjson.encode({a = fmt(NOW), d = fmt(deadline), n = depth + 1,
-        i = client_id, r = request_id, c = caller, rep = REPLICA, p = pid}))
+        i = client_id, r = request_id, c = caller, rep = REPLICA, p = pid, w = warming}))
       if deadline ~= math.huge then redis.call('ZADD', K_DL, fmt(deadline), tid) end
       redis.call('ZADD', K_TL, fmt(NOW + TICKET_LEASE), tid)
       total('qd', 1)

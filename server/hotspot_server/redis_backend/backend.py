@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 import logging
 import math
@@ -223,7 +224,12 @@ class RedisBackend:
 
     async def _call(self, call: Awaitable[Any]) -> Any:
         """One Redis round trip under the timeout and the circuit breaker."""
-        self._breaker.check()
+        try:
+            self._breaker.check()
+        except BackendUnavailable:
+            if inspect.iscoroutine(call):
+                call.close()  # never sent
+            raise
         try:
             async with asyncio.timeout(self._call_timeout * 2):
                 result = await call
@@ -244,9 +250,29 @@ class RedisBackend:
 
     async def _run(self, name: str, fixture_id: str, args: Iterable[str]) -> Reply:
         script: AsyncScript = self._scripts[name]
+        raw = await self._call(
+            script(keys=fixture_keys(fixture_id), args=self._argv(fixture_id, args))
+        )
+        return self._read(fixture_id, raw)
+
+    async def _poll_many(self, fixture_ids: Sequence[str]) -> list[Reply]:
+        """Settle many fixtures (and read their rows) in one round trip."""
+        if not fixture_ids:
+            return []
+        script: AsyncScript = self._scripts["poll"]
+        pipe = self._redis.pipeline(transaction=False)
+        for fixture_id in fixture_ids:
+            await script(
+                keys=fixture_keys(fixture_id), args=self._argv(fixture_id, []), client=pipe
+            )
+        raws = await self._call(pipe.execute())
+        return [self._read(f, raw) for f, raw in zip(fixture_ids, raws, strict=True)]
+
+    def _argv(self, fixture_id: str, args: Iterable[str]) -> list[str]:
         now = "" if self._now is None else _fmt(self._now())
-        argv = [fixture_id, now, self._replica, *self._policy_args, *args]
-        raw = await self._call(script(keys=fixture_keys(fixture_id), args=argv))
+        return [fixture_id, now, self._replica, *self._policy_args, *args]
+
+    def _read(self, fixture_id: str, raw: str) -> Reply:
         reply: Reply = json.loads(raw)
         for event in _list(reply.get("alerts")):
             self._log_alert(event)
@@ -275,6 +301,7 @@ class RedisBackend:
         client_id: str = "",
         request_id: str = "",
         caller: str = "",
+        warming: bool = False,
     ) -> Grant:
         if self._closed:
             raise ShuttingDown(SHUTDOWN_RETRY_AFTER)
@@ -290,7 +317,7 @@ class RedisBackend:
         check_fixture_id(fixture_id)
         budget = min(budget, self._policy.max_wait)
         permit_id = secrets.token_urlsafe(16)
-        args = [_fmt(budget), client_id, request_id, caller, permit_id]
+        args = [_fmt(budget), client_id, request_id, caller, permit_id, "1" if warming else ""]
         # Shielded: a caller cancelled while the script runs must not leave its grant or ticket
         # behind, so the reply is awaited to the end and undone.
         call = asyncio.ensure_future(self._run("acquire", fixture_id, args))
@@ -303,6 +330,10 @@ class RedisBackend:
         kind = answer["k"]
         if kind == "G":
             return _grant(fixture_id, answer)
+        if kind == "OTHER_FIXTURE":
+            raise InvalidArgument(
+                "request_id already names a permit of another fixture", field="request_id"
+            )
         if kind != "Q":
             raise self._refusal(fixture_id, answer, caller)
         ticket: str = answer["t"]
@@ -517,15 +548,14 @@ class RedisBackend:
     async def sweep(self) -> float:
         """One sweep; returns the seconds until the next fixture is due."""
         overview = await self._overview(0)
-        await asyncio.gather(*(self._run("poll", f, []) for f in _list(overview["due"])))
+        await self._poll_many(_list(overview["due"]))
         if overview["next"] == "none":
             return SWEEP_EVERY
         return _num(overview["next"]) - _num(overview["now"])
 
     async def _overview(self, candidates: int) -> Reply:
         script = self._scripts["overview"]
-        now = "" if self._now is None else _fmt(self._now())
-        argv = ["", now, self._replica, *self._policy_args, str(candidates), str(SWEEP_BATCH)]
+        argv = self._argv("", [str(candidates), str(SWEEP_BATCH)])
         raw = await self._call(script(keys=fixture_keys("-"), args=argv))
         reply: Reply = json.loads(raw)
         return reply
@@ -566,7 +596,7 @@ class RedisBackend:
             found = await self._call(self._redis.hget("hotspot:requests", key))
             if found is None:
                 raise PermitNotFound(request_id, what="request")
-            permit_id = found
+            permit_id = found.split("\t", 1)[0]
         pipe = self._redis.pipeline(transaction=False)
         pipe.hget("hotspot:permits", permit_id)
         pipe.hget("hotspot:released", permit_id)
@@ -608,7 +638,7 @@ class RedisBackend:
         candidates = top + RANKING_SLACK if top else 0
         overview = await self._overview(candidates)
         if _list(overview["due"]):
-            await asyncio.gather(*(self._run("poll", f, []) for f in _list(overview["due"])))
+            await self._poll_many(_list(overview["due"]))
             overview = await self._overview(candidates)
         hot = _list(overview["hot"])
         raised_at = {hot[i]: _num(hot[i + 1]) for i in range(0, len(hot), 2)}
@@ -621,7 +651,7 @@ class RedisBackend:
                 ]
             )
         )
-        replies = await asyncio.gather(*(self._run("poll", f, []) for f in wanted))
+        replies = await self._poll_many(wanted)
         now = max([_num(overview["now"]), *(_num(r["now"]) for r in replies)])
         rows = {
             f: self._fixture_stats(f, r["row"], now) for f, r in zip(wanted, replies, strict=True)
@@ -679,6 +709,7 @@ class RedisBackend:
             paused_until=paused if paused > now else None,
             abandoned_total=int(row["ab"]) if tracked else 0,
             expected_hold=_num(row["hold"]),
+            warming=bool(row["warming"]) if tracked else False,
         )
 
     def subscribe_alerts(self, listener: AlertListener) -> Callable[[], None]:

@@ -49,13 +49,15 @@ local function load()
   st = {
     calls = tonumber(h.calls), rej = tonumber(h.rej), ab = tonumber(h.ab), inf = tonumber(h.inf),
     pause = num(h.pause), hot = h.hot == '1', by = h.by, seq = tonumber(h.seq),
+    warm = num(h.warm or '-inf'),
   }
   return true
 end
 
 local function save()
   redis.call('HSET', K_S, 'calls', st.calls, 'rej', st.rej, 'ab', st.ab, 'inf', st.inf,
-    'pause', fmt(st.pause), 'hot', st.hot and '1' or '0', 'by', st.by, 'seq', st.seq)
+    'pause', fmt(st.pause), 'hot', st.hot and '1' or '0', 'by', st.by, 'seq', st.seq,
+    'warm', fmt(st.warm))
 end
 
 local function total(field, by) redis.call('HINCRBY', G_TOT, field, by) end
@@ -198,12 +200,17 @@ local function in_flight_done()
   total('inf', -1)
 end
 
-local function grant(now, arrived, position, client_id, request_id, caller, pid)
+local function grant(now, arrived, position, client_id, request_id, caller, pid, warming)
   redis.call('ZADD', K_HELD, fmt(now), pid)
+  if warming then st.warm = now + WINDOW end
   redis.call('HSET', K_P, pid, cjson.encode({g = fmt(now), c = caller, i = client_id, r = request_id}))
   redis.call('ZADD', K_EXP, fmt(now + LEASE), pid)
   redis.call('HSET', G_PERMITS, pid, FIXTURE)
-  if request_id ~= '' then redis.call('HSET', G_REQUESTS, request_key(caller, request_id), pid) end
+  if request_id ~= '' then
+    -- The permit, its fixture and its lease end: a request id asked again finds its grant.
+    redis.call('HSET', G_REQUESTS, request_key(caller, request_id),
+      pid .. '\t' .. FIXTURE .. '\t' .. fmt(now + LEASE))
+  end
   st.calls = st.calls + 1
   st.inf = st.inf + 1
   total('calls', 1)
@@ -311,7 +318,7 @@ local function settle(now)
         hold = hold or expected_hold()
         expire(tid, td, now, hold)
       else
-        deliver(tid, td, grant(now, num(td.a), td.n, td.i, td.r, td.c, td.p))
+        deliver(tid, td, grant(now, num(td.a), td.n, td.i, td.r, td.c, td.p, td.w))
       end
       if redis.call('ZCARD', K_Q) == 0 then break end
     end
@@ -430,7 +437,7 @@ local function row(now)
   end
   return {tracked = true, calls = window_len(), calls_total = st.calls,
     depth = redis.call('ZCARD', K_Q), rej = st.rej, inf = st.inf, hot = st.hot,
-    pause = fmt(st.pause), ab = st.ab, hold = fmt(expected_hold())}
+    pause = fmt(st.pause), ab = st.ab, hold = fmt(expected_hold()), warming = st.warm > now}
 end
 
 -- One reply per call: numbers that must stay exact travel as strings.

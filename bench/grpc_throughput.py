@@ -93,10 +93,13 @@ async def measure(server: ServerProcess, concurrency: int, seconds: float) -> tu
 
 
 class _NoDeadline:
-    """The one ServicerContext method Acquire and Release read on their success path."""
+    """The ServicerContext methods Acquire and Release read on their success path."""
 
     def time_remaining(self) -> float | None:
         return None
+
+    def peer(self) -> str:
+        return "ipv4:127.0.0.1:50000"
 
 
 async def servicer_cost(pairs: int = 50_000) -> float:

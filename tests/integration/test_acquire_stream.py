@@ -13,8 +13,11 @@ from hotspot.v1 import permits_pb2 as pb
 from hotspot_client import PermitClient
 from hotspot_client.backoff import UnavailableRetry
 from hotspot_client.errors import PermitServiceUnavailable, RateLimitExceeded
-from tests.integration.conftest import Harness, StartServer
+from tests.integration.conftest import DEPLOYMENTS, Harness, StartServer
 from tests.integration.test_grpc_permits import stats_for, wait_for_depth
+
+# Every test runs on one memory:// server and on three replicas sharing one Redis.
+pytestmark = pytest.mark.parametrize("start_server", DEPLOYMENTS, indirect=True)
 
 StreamCall = grpc.aio.StreamStreamCall[pb.AcquireStreamRequest, pb.AcquireStreamResponse]
 

@@ -112,3 +112,17 @@ async def test_three_replicas_never_let_more_than_the_limit_into_a_window(
     finally:
         for replica in replicas:
             await replica.close()
+
+
+async def test_one_replicas_concurrent_callers_are_served_in_the_order_they_came(
+    redis_server: RedisServer,
+) -> None:
+    replica = RedisBackend(redis_server.url, PermitPolicy(limit=1, window=60, queue=0))
+    try:
+        calls = [asyncio.ensure_future(replica.acquire("f", client_id=str(i))) for i in range(20)]
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        granted = [i for i, r in enumerate(results) if isinstance(r, Grant)]
+        assert granted == [0]  # the first caller, though all twenty were in flight at once
+        assert all(isinstance(r, PermitRefused) for r in results[1:])
+    finally:
+        await replica.close()

@@ -134,6 +134,16 @@ class _Waiting:
         self.caller = caller
 
 
+class _InOrder:
+    """A fixture's acquires on this replica, one script at a time (asyncio.Lock is FIFO)."""
+
+    __slots__ = ("lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0
+
+
 class RedisBackend:
     """PermitBackend over Redis: every replica on one Redis shares each fixture's exact window
     and FIFO queue. See the module docstring for how waiters are woken."""
@@ -181,6 +191,7 @@ class RedisBackend:
         self._waiting: dict[str, dict[str, _Waiting]] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._polling: set[str] = set()
+        self._sending: dict[str, _InOrder] = {}
         self._poll_again: set[str] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
@@ -320,7 +331,7 @@ class RedisBackend:
         args = [_fmt(budget), client_id, request_id, caller, permit_id, "1" if warming else ""]
         # Shielded: a caller cancelled while the script runs must not leave its grant or ticket
         # behind, so the reply is awaited to the end and undone.
-        call = asyncio.ensure_future(self._run("acquire", fixture_id, args))
+        call = asyncio.ensure_future(self._acquire_in_order(fixture_id, args))
         try:
             reply = await asyncio.shield(call)
         except asyncio.CancelledError:
@@ -345,6 +356,22 @@ class RedisBackend:
         except asyncio.CancelledError:
             self._leave(fixture_id, ticket, caller, future)
             raise
+
+    async def _acquire_in_order(self, fixture_id: str, args: list[str]) -> Reply:
+        """Run the acquire script once this replica's earlier acquires of the fixture have run:
+        on separate connections two scripts could reach Redis in either order, and this
+        replica's callers are to be served in the order they came."""
+        entry = self._sending.get(fixture_id)
+        if entry is None:
+            entry = self._sending[fixture_id] = _InOrder()
+        entry.users += 1
+        try:
+            async with entry.lock:
+                return await self._run("acquire", fixture_id, args)
+        finally:
+            entry.users -= 1
+            if not entry.users:
+                del self._sending[fixture_id]
 
     def _undo_acquire(self, fixture_id: str, caller: str, call: asyncio.Future[Reply]) -> None:
         if call.cancelled() or call.exception() is not None:

@@ -15,6 +15,7 @@ from hotspot_core.policy import PermitPolicy
 from hotspot_core.stats import StatsView
 from hotspot_server.redis_backend import RedisBackend
 from hotspot_server.redis_backend.backend import HEARTBEAT
+from tests.redis.test_failures import LENIENT
 from tests.redis_server import RedisServer
 
 
@@ -36,8 +37,8 @@ async def test_a_newcomer_on_another_replica_never_overtakes_a_ticket(
 ) -> None:
     policy = PermitPolicy(limit=1, window=60)
     # The waiter's replica drives nothing by itself: its grant waits in Redis, unheard.
-    quiet = RedisBackend(redis_server.url, policy, background=False)
-    other = RedisBackend(redis_server.url, policy)
+    quiet = RedisBackend(redis_server.url, policy, background=False, call_timeout=LENIENT)
+    other = RedisBackend(redis_server.url, policy, call_timeout=LENIENT)
     try:
         held = await other.acquire("f")
         waiter = asyncio.ensure_future(quiet.acquire("f"))
@@ -58,9 +59,9 @@ async def test_a_newcomer_on_another_replica_never_overtakes_a_ticket(
 
 async def test_a_lost_wake_up_only_delays_the_grant(redis_server: RedisServer) -> None:
     policy = PermitPolicy(limit=1, window=60)
-    deaf = DeafReplica(redis_server.url, policy)
-    hearing = RedisBackend(redis_server.url, policy)
-    other = RedisBackend(redis_server.url, policy)
+    deaf = DeafReplica(redis_server.url, policy, call_timeout=LENIENT)
+    hearing = RedisBackend(redis_server.url, policy, call_timeout=LENIENT)
+    other = RedisBackend(redis_server.url, policy, call_timeout=LENIENT)
     try:
         delays = []
         for waiting_on in (hearing, deaf):
@@ -73,7 +74,7 @@ async def test_a_lost_wake_up_only_delays_the_grant(redis_server: RedisServer) -
             delays.append(time.monotonic() - start)
             await waiting_on.release(grant.permit_id, Outcome.NOT_SENT)
         heard, unheard = delays
-        assert heard < 0.2  # woken by its channel
+        assert heard < 0.4  # woken by its channel
         assert unheard < HEARTBEAT + 0.3  # found by its own timer, at most a heartbeat later
     finally:
         for backend in (deaf, hearing, other):
@@ -87,7 +88,7 @@ async def test_three_replicas_never_let_more_than_the_limit_into_a_window(
     caller sent the release (no later than the release itself) gives every grant a span within
     its true one, so a count over the limit here is a real breach."""
     policy = PermitPolicy(limit=4, window=0.3, queue=100)
-    replicas = [RedisBackend(redis_server.url, policy) for _ in range(3)]
+    replicas = [RedisBackend(redis_server.url, policy, call_timeout=LENIENT) for _ in range(3)]
     spans: list[tuple[float, float]] = []
     rng = random.Random(7)
 
@@ -117,7 +118,9 @@ async def test_three_replicas_never_let_more_than_the_limit_into_a_window(
 async def test_one_replicas_concurrent_callers_are_served_in_the_order_they_came(
     redis_server: RedisServer,
 ) -> None:
-    replica = RedisBackend(redis_server.url, PermitPolicy(limit=1, window=60, queue=0))
+    replica = RedisBackend(
+        redis_server.url, PermitPolicy(limit=1, window=60, queue=0), call_timeout=LENIENT
+    )
     try:
         calls = [asyncio.ensure_future(replica.acquire("f", client_id=str(i))) for i in range(20)]
         results = await asyncio.gather(*calls, return_exceptions=True)

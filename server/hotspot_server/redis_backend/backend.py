@@ -559,6 +559,9 @@ class RedisBackend:
                         self._poll_soon(message["data"])
             except (RedisConnectionError, RedisTimeoutError, OSError):
                 await asyncio.sleep(HEARTBEAT)
+            except Exception:  # the timers still find every answer, a heartbeat later
+                logger.exception("redis subscription failed")
+                await asyncio.sleep(HEARTBEAT)
             finally:
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
@@ -568,8 +571,12 @@ class RedisBackend:
         hot fixture cooled): this replica's share of moving the fleet's state on."""
         while not self._closed:
             delay = SWEEP_EVERY
-            with contextlib.suppress(BackendUnavailable):
+            try:
                 delay = await self.sweep()
+            except BackendUnavailable:
+                pass  # the breaker logged it; the next sweep is the probe
+            except Exception:  # a bug here must not stop the fleet's state moving on
+                logger.exception("redis sweep failed")
             await asyncio.sleep(min(max(delay, 0.01), SWEEP_EVERY))
 
     async def sweep(self) -> float:

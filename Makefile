@@ -31,8 +31,10 @@ lint: $(STAMP)
 proto: $(STAMP)
 	$(BIN)/python protos/generate.py
 
+# Section (g) runs the end-to-end processes of tests/e2e, the fake Optic Odds among them (never
+# installed: imported from tests/fakes, as the tests do).
 bench: $(STAMP)
-	$(BIN)/python -m bench.run
+	PYTHONPATH=tests/fakes:. $(BIN)/python -m bench.run
 
 # The standard load set at a tenfold time scale (a 6 s window; 1,000 fixtures at 50 per 6 s are
 # the full budget's 8,333 permits/s), report and plots in docs/load/.

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from hotspot_client.errors import PermitError, PermitNotFound
 from hotspot_core.grants import Outcome as Outcome  # re-exported: the client speaks it
-from hotspot_core.memory import MAX_UPSTREAM_RETRY_AFTER
+from hotspot_core.request_rules import MAX_UPSTREAM_RETRY_AFTER
 
 logger = logging.getLogger("hotspot.client")
 

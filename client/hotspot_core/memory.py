@@ -33,6 +33,19 @@ from hotspot_core.persistence import FixtureRecord, StateStore
 from hotspot_core.policy import PermitPolicy
 from hotspot_core.ranking import HeatEntry, HeatRanking, heat
 from hotspot_core.request_id import check_request_id
+from hotspot_core.request_rules import (
+    MAX_CLIENT_ID as MAX_CLIENT_ID,
+)
+from hotspot_core.request_rules import (
+    MAX_PERMIT_ID as MAX_PERMIT_ID,
+)
+from hotspot_core.request_rules import (
+    MAX_UPSTREAM_RETRY_AFTER as MAX_UPSTREAM_RETRY_AFTER,
+)
+from hotspot_core.request_rules import (
+    check_acquire,
+    check_release,
+)
 from hotspot_core.stats import FixtureStats, StatsSnapshot, StatsView, Totals
 from hotspot_core.waiters import Waiter, WaiterQueue
 from hotspot_core.window import FixtureWindow
@@ -41,10 +54,6 @@ logger = logging.getLogger("hotspot.permits")
 
 SHUTDOWN_RETRY_AFTER = 1.0
 """Seconds a caller turned away by a shutdown should wait (another replica may answer sooner)."""
-MAX_CLIENT_ID = 128
-MAX_PERMIT_ID = 64
-"""Permit ids are 22 characters; a longer one is not ours, and is not even looked up."""
-MAX_UPSTREAM_RETRY_AFTER = 3600.0
 LAZY_WRITE = 0.1
 """Seconds a release or refund may wait to be written when no grant comes to carry it."""
 RESTORE_CHUNK = 5000
@@ -201,21 +210,14 @@ class MemoryBackend:
     ) -> Grant:
         if self._closed:
             raise ShuttingDown(SHUTDOWN_RETRY_AFTER)
+        check_acquire(client_id, budget, request_id)
         if request_id:
-            check_request_id(request_id)
             granted = self._leases.permit_for_request(request_id, caller)
             if granted is not None:
                 grant = self._granted_before(granted, fixture_id, caller)
                 if self._batch is not None:
                     await self._batch  # answered, as any grant, once the store holds it
                 return grant
-        if len(client_id) > MAX_CLIENT_ID:
-            raise InvalidArgument(
-                f"client_id must be at most {MAX_CLIENT_ID} characters, got {len(client_id)}",
-                field="client_id",
-            )
-        if not budget >= 0:  # also catches NaN
-            raise InvalidArgument(f"max_wait must not be negative, got {budget}s", field="max_wait")
         now = self._clock.monotonic()
         fx = self._fixtures.get(fixture_id)
         if fx is None:  # only a new id needs checking: every tracked one passed
@@ -651,21 +653,7 @@ class MemoryBackend:
     ) -> bool:
         """End a permit's lease (see PermitBackend.release). Only the caller that acquired a
         permit may release it: to any other it is not found, exactly as an unknown one."""
-        if not permit_id:
-            raise InvalidArgument("permit_id must not be empty", field="permit_id")
-        if len(permit_id) > MAX_PERMIT_ID:
-            raise InvalidArgument(
-                f"permit_id must be at most {MAX_PERMIT_ID} characters, got {len(permit_id)}",
-                field="permit_id",
-            )
-        if upstream_retry_after is not None and not (
-            0 <= upstream_retry_after <= MAX_UPSTREAM_RETRY_AFTER
-        ):
-            raise InvalidArgument(
-                f"upstream_retry_after must be between 0 and {MAX_UPSTREAM_RETRY_AFTER:g}s, "
-                f"got {upstream_retry_after}s",
-                field="upstream_retry_after",
-            )
+        check_release(permit_id, upstream_retry_after)
         lease = self._leases.get(permit_id, caller)
         if lease is None:
             if self._leases.was_released(permit_id, caller):

@@ -51,14 +51,10 @@ from hotspot_core.errors import (
 from hotspot_core.fixture_id import check_fixture_id
 from hotspot_core.grants import Grant, Outcome
 from hotspot_core.leases import RELEASED_REMEMBERED
-from hotspot_core.memory import (
-    MAX_CLIENT_ID,
-    MAX_PERMIT_ID,
-    MAX_UPSTREAM_RETRY_AFTER,
-    SHUTDOWN_RETRY_AFTER,
-)
+from hotspot_core.memory import SHUTDOWN_RETRY_AFTER
 from hotspot_core.policy import PermitPolicy
 from hotspot_core.request_id import check_request_id
+from hotspot_core.request_rules import check_acquire, check_release
 from hotspot_core.stats import FixtureStats, StatsSnapshot, StatsView, Totals
 from hotspot_server.redis_backend.breaker import CircuitBreaker
 
@@ -316,15 +312,7 @@ class RedisBackend:
     ) -> Grant:
         if self._closed:
             raise ShuttingDown(SHUTDOWN_RETRY_AFTER)
-        if request_id:
-            check_request_id(request_id)
-        if len(client_id) > MAX_CLIENT_ID:
-            raise InvalidArgument(
-                f"client_id must be at most {MAX_CLIENT_ID} characters, got {len(client_id)}",
-                field="client_id",
-            )
-        if not budget >= 0:  # also catches NaN
-            raise InvalidArgument(f"max_wait must not be negative, got {budget}s", field="max_wait")
+        check_acquire(client_id, budget, request_id)
         check_fixture_id(fixture_id)
         budget = min(budget, self._policy.max_wait)
         permit_id = secrets.token_urlsafe(16)
@@ -609,21 +597,7 @@ class RedisBackend:
         caller: str = "",
     ) -> bool:
         by_request = permit_id.startswith(_REQUEST)
-        if not permit_id:
-            raise InvalidArgument("permit_id must not be empty", field="permit_id")
-        if len(permit_id) > MAX_PERMIT_ID and not by_request:
-            raise InvalidArgument(
-                f"permit_id must be at most {MAX_PERMIT_ID} characters, got {len(permit_id)}",
-                field="permit_id",
-            )
-        if upstream_retry_after is not None and not (
-            0 <= upstream_retry_after <= MAX_UPSTREAM_RETRY_AFTER
-        ):
-            raise InvalidArgument(
-                f"upstream_retry_after must be between 0 and {MAX_UPSTREAM_RETRY_AFTER:g}s, "
-                f"got {upstream_retry_after}s",
-                field="upstream_retry_after",
-            )
+        check_release(permit_id, upstream_retry_after, any_length=by_request)
         if by_request:
             request_id = permit_id.removeprefix(_REQUEST)
             key = f"{len(caller)}:{caller}{request_id}"

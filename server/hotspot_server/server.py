@@ -308,12 +308,13 @@ async def serve(settings: Settings, reload: Callable[[], Settings] | None = None
     # Before start: a SIGTERM right after the ready line must stop the server, not kill it.
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
-    await server.start()
     reloads: list[asyncio.Task[None]] = []
+    started = asyncio.Event()
     if reload is not None:
         hup = asyncio.Lock()  # one reload at a time, in the order the signals came
 
         async def reload_in_turn() -> None:
+            await started.wait()  # a SIGHUP during start is applied once it is running
             async with hup:
                 await reload_settings(server, reload)
 
@@ -321,7 +322,11 @@ async def serve(settings: Settings, reload: Callable[[], Settings] | None = None
             reloads[:] = [t for t in reloads if not t.done()]
             reloads.append(asyncio.create_task(reload_in_turn()))
 
+        # Before start too: SIGHUP's default action ends the process, and a reload sent right
+        # after the ready line must reload it, not kill it.
         loop.add_signal_handler(signal.SIGHUP, on_sighup)
+    await server.start()
+    started.set()
     await stopping.wait()
     logger.info("shutting down (grace %gs)", settings.grace, extra={"event": "stopping"})
     await server.stop()

@@ -29,9 +29,6 @@ from dataclasses import replace
 from importlib import resources
 from typing import Any
 
-import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -57,6 +54,7 @@ from hotspot_core.request_id import check_request_id
 from hotspot_core.request_rules import check_acquire, check_release
 from hotspot_core.stats import FixtureStats, StatsSnapshot, StatsView, Totals
 from hotspot_server.redis_backend.breaker import CircuitBreaker
+from hotspot_server.redis_backend.connection import open_clients
 
 logger = logging.getLogger("hotspot.redis")
 alert_logger = logging.getLogger("hotspot.alerts")
@@ -162,18 +160,7 @@ class RedisBackend:
         self._now = now
         self._replica = secrets.token_hex(8)
         self._channel = f"hotspot:replica:{self._replica}"
-        options: dict[str, Any] = {
-            "socket_timeout": call_timeout,
-            "socket_connect_timeout": call_timeout,
-            # One attempt: a retry would double the time a caller waits on a dead Redis.
-            "retry": Retry(NoBackoff(), 0),
-            "decode_responses": True,
-        }
-        self._redis = aioredis.Redis.from_url(url, **options)
-        # Pub/sub blocks reading: no read timeout on its connection.
-        self._pubsub_redis = aioredis.Redis.from_url(
-            url, socket_connect_timeout=call_timeout, decode_responses=True
-        )
+        self._redis, self._pubsub_redis = open_clients(url, call_timeout)
         self._call_timeout = call_timeout
         self._scripts = {
             name: self._redis.register_script(_script_text(f"{name}.lua"))

@@ -55,6 +55,7 @@ from hotspot_core.request_rules import check_acquire, check_release
 from hotspot_core.stats import FixtureStats, StatsSnapshot, StatsView, Totals
 from hotspot_server.redis_backend.breaker import CircuitBreaker
 from hotspot_server.redis_backend.connection import open_clients
+from hotspot_server.redis_backend.keys import KeyLayout
 
 logger = logging.getLogger("hotspot.redis")
 alert_logger = logging.getLogger("hotspot.alerts")
@@ -74,22 +75,6 @@ ALERT_CHANNEL = "hotspot:alerts"
 _REQUEST = "\0request:"
 """Marks the permit of a request id (see permit_for_request): never a real permit id."""
 
-GLOBAL_KEYS = tuple(
-    f"hotspot:{name}"
-    for name in (
-        "fixtures",  # zset: every tracked fixture, scored by when it is due for a look
-        "heat",
-        "totals",
-        "holds",
-        "callers",
-        "hot",
-        "permits",  # hash: permit id -> its fixture
-        "requests",
-        "released",
-        "released_order",
-    )
-)
-_FIXTURE_KEYS = ("s", "held", "rel", "p", "exp", "h", "q", "t", "dl", "tl", "done")
 _OUTCOMES = {
     Outcome.SUCCESS: "success",
     Outcome.FAILURE: "failure",
@@ -97,12 +82,6 @@ _OUTCOMES = {
     Outcome.UPSTREAM_RATE_LIMITED: "upstream_rate_limited",
 }
 Reply = dict[str, Any]
-
-
-def fixture_keys(fixture_id: str) -> list[str]:
-    """The fixture's keys, all under one hash tag, then the fleet's."""
-    prefix = f"hotspot:{{{fixture_id}}}:"
-    return [prefix + name for name in _FIXTURE_KEYS] + list(GLOBAL_KEYS)
 
 
 def _fmt(x: float) -> str:
@@ -151,6 +130,7 @@ class RedisBackend:
         call_timeout: float = CALL_TIMEOUT,
         ticket_lease: float = TICKET_LEASE,
         background: bool = True,
+        shards: int = 1,
     ) -> None:
         """`now`, an infinite `ticket_lease` and `background=False` are for tests that drive
         time themselves: `now` replaces Redis's TIME so that a differential test runs this
@@ -158,6 +138,7 @@ class RedisBackend:
         where the replica's own sweep, timers and pub/sub would."""
         self._policy = policy or PermitPolicy()
         self._now = now
+        self._keys = KeyLayout(shards)
         self._replica = secrets.token_hex(8)
         self._channel = f"hotspot:replica:{self._replica}"
         self._redis, self._pubsub_redis = open_clients(url, call_timeout)
@@ -204,7 +185,8 @@ class RedisBackend:
             _fmt(p.window),
             str(p.queue),
             _fmt(p.lease),
-            str(p.max_fixtures),
+            # Each shard tracks its share: together never more than max_fixtures.
+            str(math.ceil(p.max_fixtures / self._keys.shards)),
             str(p.max_fixtures_per_caller),
             str(p.max_waiters_per_caller),
             _fmt(p.upstream_pause_cap),
@@ -245,7 +227,7 @@ class RedisBackend:
     async def _run(self, name: str, fixture_id: str, args: Iterable[str]) -> Reply:
         script: AsyncScript = self._scripts[name]
         raw = await self._call(
-            script(keys=fixture_keys(fixture_id), args=self._argv(fixture_id, args))
+            script(keys=self._keys.script_keys(fixture_id), args=self._argv(fixture_id, args))
         )
         return self._read(fixture_id, raw)
 
@@ -257,7 +239,9 @@ class RedisBackend:
         pipe = self._redis.pipeline(transaction=False)
         for fixture_id in fixture_ids:
             await script(
-                keys=fixture_keys(fixture_id), args=self._argv(fixture_id, []), client=pipe
+                keys=self._keys.script_keys(fixture_id),
+                args=self._argv(fixture_id, []),
+                client=pipe,
             )
         raws = await self._call(pipe.execute())
         return [self._read(f, raw) for f, raw in zip(fixture_ids, raws, strict=True)]
@@ -302,7 +286,7 @@ class RedisBackend:
         check_acquire(client_id, budget, request_id)
         check_fixture_id(fixture_id)
         budget = min(budget, self._policy.max_wait)
-        permit_id = secrets.token_urlsafe(16)
+        permit_id = self._keys.permit_id(fixture_id, secrets.token_urlsafe(16))
         args = [_fmt(budget), client_id, request_id, caller, permit_id, "1" if warming else ""]
         # Shielded: a caller cancelled while the script runs must not leave its grant or ticket
         # behind, so the reply is awaited to the end and undone.
@@ -424,7 +408,7 @@ class RedisBackend:
                 fixture_id=fixture_id,
                 retry_after=_num(answer["retry"]),
                 limit=p.limit,
-                max_fixtures=answer["max"],
+                max_fixtures=p.max_fixtures_per_caller if answer["own"] else p.max_fixtures,
                 caller=caller if answer["own"] else None,
             )
         raise AssertionError(f"unknown answer from redis: {answer!r}")
@@ -563,11 +547,32 @@ class RedisBackend:
         return _num(overview["next"]) - _num(overview["now"])
 
     async def _overview(self, candidates: int) -> Reply:
-        script = self._scripts["overview"]
+        """The fleet's overview: every shard's, merged (one round trip per node)."""
+        script: AsyncScript = self._scripts["overview"]
         argv = self._argv("", [str(candidates), str(SWEEP_BATCH)])
-        raw = await self._call(script(keys=fixture_keys("-"), args=argv))
-        reply: Reply = json.loads(raw)
-        return reply
+        pipe = self._redis.pipeline(transaction=False)
+        for shard in range(self._keys.shards):
+            await script(keys=self._keys.shard_script_keys(shard), args=argv, client=pipe)
+        shards: list[Reply] = [json.loads(raw) for raw in await self._call(pipe.execute())]
+        heat = [
+            (float(hottest[i + 1]), hottest[i])
+            for reply in shards
+            for hottest in [_list(reply["hottest"])]
+            for i in range(0, len(hottest), 2)
+        ]
+        nexts = [_num(reply["next"]) for reply in shards if reply["next"] != "none"]
+        return {
+            "now": _fmt(max(_num(reply["now"]) for reply in shards)),
+            "tracked": sum(int(reply["tracked"]) for reply in shards),
+            "totals": [
+                sum(int(v or 0) for v in column)
+                for column in zip(*(_list(reply["totals"]) for reply in shards), strict=True)
+            ],
+            "hottest": [f for _, f in sorted(heat, reverse=True)[:candidates]],
+            "hot": [item for reply in shards for item in _list(reply["hot"])],
+            "due": [f for reply in shards for f in _list(reply["due"])],
+            "next": _fmt(min(nexts)) if nexts else "none",
+        }
 
     # -- Release ---------------------------------------------------------------------------
 
@@ -587,14 +592,13 @@ class RedisBackend:
         check_release(permit_id, upstream_retry_after, any_length=by_request)
         if by_request:
             request_id = permit_id.removeprefix(_REQUEST)
-            key = f"{len(caller)}:{caller}{request_id}"
-            found = await self._call(self._redis.hget("hotspot:requests", key))
-            if found is None:
-                raise PermitNotFound(request_id, what="request")
-            permit_id = found.split("\t", 1)[0]
+            permit_id = await self._permit_of_request(request_id, caller)
+        shard = self._keys.permit_shard(permit_id)
+        if shard is None:
+            raise PermitNotFound(permit_id)
         pipe = self._redis.pipeline(transaction=False)
-        pipe.hget("hotspot:permits", permit_id)
-        pipe.hget("hotspot:released", permit_id)
+        pipe.hget(self._keys.permits(shard), permit_id)
+        pipe.hget(self._keys.released(shard), permit_id)
         fixture_id, released_by = await self._call(pipe.execute())
         if fixture_id is None:
             if released_by is not None and released_by == caller:
@@ -619,6 +623,20 @@ class RedisBackend:
                 extra={"event": "fixture_paused", "fixture_id": fixture_id, "caller": caller},
             )
         return False
+
+    async def _permit_of_request(self, request_id: str, caller: str) -> str:
+        """The permit granted to the caller's request id: each shard indexes its own fixtures'
+        requests, so every shard is asked; the one whose lease ends last wins (two shards can
+        hold one only where the fixtures' shards differ, see the README)."""
+        key = f"{len(caller)}:{caller}{request_id}"
+        pipe = self._redis.pipeline(transaction=False)
+        for shard in range(self._keys.shards):
+            pipe.hget(self._keys.requests(shard), key)
+        found: list[str | None] = await self._call(pipe.execute())
+        entries = [entry.split("\t") for entry in found if entry is not None]
+        if not entries:
+            raise PermitNotFound(request_id, what="request")
+        return max(entries, key=lambda entry: _num(entry[-1]))[0]
 
     # -- Stats and alerts ------------------------------------------------------------------
 

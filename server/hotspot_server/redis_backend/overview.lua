@@ -1,8 +1,10 @@
--- Overview: the fleet's totals, the hottest candidates, the alerts raised, and the fixtures
+-- Overview: the shard's totals, the hottest candidates, the alerts raised, and the fixtures
 -- due for a look (their next change has come). ARGV[OP..]: candidates wanted, due wanted.
 local candidates, due_wanted = tonumber(ARGV[OP]), tonumber(ARGV[OP + 1])
 local hottest = {}
-if candidates > 0 then hottest = redis.call('ZREVRANGE', G_HEAT, 0, candidates - 1) end
+if candidates > 0 then
+  hottest = redis.call('ZREVRANGE', G_HEAT, 0, candidates - 1, 'WITHSCORES')
+end
 local nxt = redis.call('ZRANGE', G_FIX, 0, 0, 'WITHSCORES')
 return cjson.encode({
   now = fmt(NOW),

@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 import pytest
 
@@ -39,14 +40,21 @@ def _free_port() -> int:
 
 
 class RedisServer:
-    """One redis-server process; `appendonly` keeps an AOF in `directory` (fsync always)."""
+    """One redis-server process; `appendonly` keeps an AOF in `directory` (fsync always);
+    `replicaof` makes it a replica of the redis-server on that loopback port."""
 
     def __init__(
-        self, directory: Path, *, port: int | None = None, appendonly: bool = False
+        self,
+        directory: Path,
+        *,
+        port: int | None = None,
+        appendonly: bool = False,
+        replicaof: int | None = None,
     ) -> None:
         self.directory = directory
         self.port = port or _free_port()
         self.appendonly = appendonly
+        self.replicaof = replicaof
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -60,9 +68,16 @@ class RedisServer:
             *("--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.directory)),
             *("--save", "", "--daemonize", "no", "--protected-mode", "yes"),
             *("--logfile", str(self.directory / "redis.log")),
+            # A replica's first sync starts at once, not after the default 5 s wait for others.
+            *("--repl-diskless-sync-delay", "0"),
         ]
         if self.appendonly:
             argv += ["--appendonly", "yes", "--appendfsync", "always"]
+        if self.replicaof is not None:
+            argv += ["--replicaof", "127.0.0.1", str(self.replicaof)]
+        self._spawn(argv)
+
+    def _spawn(self, argv: list[str]) -> None:
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + START_TIMEOUT
         while not self._answers_ping():
@@ -95,7 +110,14 @@ class RedisServer:
                 self.proc.wait()
         self.proc = None
 
-    def __enter__(self) -> RedisServer:
+    def kill(self) -> None:
+        """SIGKILL, as a crash: no shutdown save, no goodbye to its clients."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+    def __enter__(self) -> Self:
         self.start()
         return self
 
@@ -106,6 +128,43 @@ class RedisServer:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+class RedisSentinel(RedisServer):
+    """One Sentinel (redis-server --sentinel) watching the primary on `primary_port` as
+    `service`: it declares it down after `down_after_ms` without an answer and, being the only
+    Sentinel (quorum 1), promotes a replica at once."""
+
+    def __init__(
+        self,
+        directory: Path,
+        primary_port: int,
+        *,
+        service: str = "hotspot",
+        down_after_ms: int = 500,
+        failover_timeout_ms: int = 3000,
+    ) -> None:
+        super().__init__(directory)
+        self.primary_port = primary_port
+        self.service = service
+        self.down_after_ms = down_after_ms
+        self.failover_timeout_ms = failover_timeout_ms
+
+    @property
+    def url(self) -> str:
+        return f"redis+sentinel://127.0.0.1:{self.port}/{self.service}/0"
+
+    def start(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        config = self.directory / "sentinel.conf"  # Sentinel rewrites it: its own file
+        config.write_text(
+            f"port {self.port}\nbind 127.0.0.1\ndir {self.directory}\n"
+            f"logfile {self.directory / 'redis.log'}\n"
+            f"sentinel monitor {self.service} 127.0.0.1 {self.primary_port} 1\n"
+            f"sentinel down-after-milliseconds {self.service} {self.down_after_ms}\n"
+            f"sentinel failover-timeout {self.service} {self.failover_timeout_ms}\n"
+        )
+        self._spawn([REDIS_SERVER, str(config), "--sentinel"])
 
 
 @pytest.fixture

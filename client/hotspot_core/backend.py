@@ -110,7 +110,12 @@ def _redis(url: str, policy: PermitPolicy, store: StateStore | None) -> PermitBa
     return cast(PermitBackend, module.open_redis_backend(url, policy))
 
 
-_FACTORIES: dict[str, BackendFactory] = {"memory": _memory, "redis": _redis, "rediss": _redis}
+_FACTORIES: dict[str, BackendFactory] = {
+    "memory": _memory,
+    "redis": _redis,
+    "rediss": _redis,
+    "redis+sentinel": _redis,
+}
 
 
 def register_backend(scheme: str, factory: BackendFactory) -> None:

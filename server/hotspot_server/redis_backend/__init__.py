@@ -10,7 +10,8 @@ from hotspot_server.redis_backend.backend import CALL_TIMEOUT, RedisBackend
 
 def open_redis_backend(url: str, policy: PermitPolicy) -> RedisBackend:
     """The backend for `redis://[USER:PASSWORD@]HOST:PORT/DB[?timeout=SECONDS]` (`rediss://`
-    for TLS). `timeout` bounds every Redis call (default 0.1 s); the rest is redis-py's."""
+    for TLS), or for the primary a set of Sentinels names (connection.SENTINEL_FORM).
+    `timeout` bounds every Redis call (default 0.1 s); the rest is redis-py's."""
     parts = urlsplit(url)
     query = parse_qsl(parts.query, keep_blank_values=True)
     timeout = [value for key, value in query if key == "timeout"]

@@ -141,7 +141,8 @@ class RedisBackend:
         self._keys = KeyLayout(shards)
         self._replica = secrets.token_hex(8)
         self._channel = f"hotspot:replica:{self._replica}"
-        self._redis, self._pubsub_redis = open_clients(url, call_timeout)
+        self._clients = open_clients(url, call_timeout)
+        self._redis = self._clients.commands
         self._call_timeout = call_timeout
         self._scripts = {
             name: self._redis.register_script(_script_text(f"{name}.lua"))
@@ -502,7 +503,7 @@ class RedisBackend:
     async def _listen(self) -> None:
         """This replica's channel (a fixture answered one of its tickets) and the alerts."""
         while not self._closed:
-            pubsub = self._pubsub_redis.pubsub()
+            pubsub = self._clients.pubsub.pubsub()
             try:
                 await pubsub.subscribe(self._channel, ALERT_CHANNEL)
                 # Messages sent while unsubscribed are lost: look at every fixture now.
@@ -785,8 +786,7 @@ class RedisBackend:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._redis.aclose()
-        await self._pubsub_redis.aclose()
+        await self._clients.aclose()
 
 
 def _grant(fixture_id: str, answer: Reply) -> Grant:

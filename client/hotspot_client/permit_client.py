@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import TYPE_CHECKING, Self, TypeVar
@@ -20,13 +20,16 @@ from hotspot_client.client_base import RELEASE_TIMEOUT, PermitClientBase
 from hotspot_client.errors import PermitError, PermitServiceUnavailable
 from hotspot_client.permit import Outcome, Permit, log_release_failure
 from hotspot_client.permit_stream import PermitStream
+from hotspot_client.proto_time import timestamp_seconds
 from hotspot_client.wire import (
     acquire_request,
+    announce_warmings_request,
     check_release,
     permit_from_response,
     release_request,
 )
 from hotspot_core.policy import PermitPolicy
+from hotspot_core.warming_board import ScheduledWarming
 
 if TYPE_CHECKING:
     from hotspot.v1.permits_pb2_grpc import PermitServiceAsyncStub
@@ -216,6 +219,26 @@ class PermitClient(PermitClientBase):
             self._release_budget(),
         )
         return response.already_released
+
+    async def announce_warmings(
+        self,
+        warmings: Sequence[ScheduledWarming],
+        *,
+        announcer: str,
+        ttl: float | None = None,
+    ) -> float:
+        """Put this warmer's whole schedule on the service's warming board, in place of what
+        it announced as `announcer` before (an empty one withdraws it); it lapses after `ttl`
+        seconds (default 5 min) unless announced again. Returns when it lapses (Unix seconds).
+        Raises PermitError (INVALID_ARGUMENT naming the rule, RESOURCE_EXHAUSTED past the
+        announcer caps) as other calls do."""
+        self._check_open()
+        response = await self._call(
+            self._permit_stub().AnnounceWarmings,
+            lambda: announce_warmings_request(announcer, warmings, ttl),
+            self._release_budget(),
+        )
+        return timestamp_seconds(response.expires_at)
 
     async def _unless_unimplemented(self, streamed: Awaitable[T]) -> T | None:
         """The answer over the stream; None if the service has no AcquireStream (an older

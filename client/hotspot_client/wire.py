@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from hotspot.v1 import permits_pb2 as pb
 from hotspot_client.permit import Outcome, Permit, upstream_delay
-from hotspot_client.proto_time import duration_seconds, timestamp_seconds, to_duration
+from hotspot_client.proto_time import (
+    duration_seconds,
+    timestamp_seconds,
+    to_duration,
+    to_timestamp,
+)
 from hotspot_core.grants import Grant
+from hotspot_core.warming_board import ScheduledWarming
 
 OUTCOME_TO_PROTO = {
     Outcome.SUCCESS: pb.OUTCOME_SUCCESS,
@@ -75,3 +83,35 @@ def permit_from_grant(grant: Grant) -> Permit:
         lease_expires_at=grant.lease_expires_at,
         local=True,
     )
+
+
+def scheduled_warming_to_proto(warming: ScheduledWarming) -> pb.ScheduledWarming:
+    return pb.ScheduledWarming(
+        fixture_id=warming.fixture_id,
+        rule=warming.rule,
+        starts_at=to_timestamp(warming.starts_at),
+        kickoff=to_timestamp(warming.kickoff),
+        ends_at=to_timestamp(warming.ends_at),
+    )
+
+
+def scheduled_warming_from_proto(message: pb.ScheduledWarming) -> ScheduledWarming:
+    """An unset time reads as 0, which the board's rules refuse by name."""
+    return ScheduledWarming(
+        fixture_id=message.fixture_id,
+        rule=message.rule,
+        starts_at=timestamp_seconds(message.starts_at),
+        kickoff=timestamp_seconds(message.kickoff),
+        ends_at=timestamp_seconds(message.ends_at),
+    )
+
+
+def announce_warmings_request(
+    announcer: str, warmings: Sequence[ScheduledWarming], ttl: float | None
+) -> pb.AnnounceWarmingsRequest:
+    request = pb.AnnounceWarmingsRequest(
+        announcer=announcer, warmings=[scheduled_warming_to_proto(w) for w in warmings]
+    )
+    if ttl is not None:
+        request.ttl.CopyFrom(to_duration(ttl))
+    return request

@@ -17,6 +17,7 @@ from hotspot_core.grants import Grant, Outcome
 from hotspot_core.persistence import StateStore
 from hotspot_core.policy import PermitPolicy
 from hotspot_core.stats import StatsSnapshot, StatsView
+from hotspot_core.warming_board import ScheduledWarming
 
 
 class PermitBackend(Protocol):
@@ -74,6 +75,18 @@ class PermitBackend(Protocol):
         """One snapshot per view, in order, all generated at one moment from one ranking of
         the hottest: what a stats tick serves to every subscriber. Its cost must not grow
         with the fixtures tracked (a backend keeps its ranking as it goes)."""
+        ...
+
+    async def announce_warmings(
+        self,
+        announcer: str,
+        warmings: Sequence[ScheduledWarming],
+        ttl: float | None = None,
+        *,
+        caller: str = "",
+    ) -> float:
+        """Put a cache warmer's schedule on the fleet's warming board (warming_board.py), in
+        place of what `caller` announced as `announcer` before; when it lapses (Unix seconds)."""
         ...
 
     def unready_reason(self) -> str | None:

@@ -31,6 +31,16 @@ class InvalidFixtureId(InvalidArgument):
     reason = "INVALID_FIXTURE_ID"
 
 
+class CapacityReached(PermitError):
+    """A bounded table (stats subscriptions, warming announcements) is full for this server or
+    this caller: RESOURCE_EXHAUSTED. `scope` is "server" or "caller"."""
+
+    def __init__(self, message: str, *, scope: str, limit: int) -> None:
+        super().__init__(message)
+        self.scope = scope
+        self.limit = limit
+
+
 class PermitNotFound(PermitError):
     """The permit id is unknown, or its lease ended."""
 

@@ -48,6 +48,7 @@ from hotspot_core.request_rules import (
 )
 from hotspot_core.stats import FixtureStats, StatsSnapshot, StatsView, Totals
 from hotspot_core.waiters import Waiter, WaiterQueue
+from hotspot_core.warming_board import ScheduledWarming, WarmingBoard
 from hotspot_core.window import FixtureWindow
 
 logger = logging.getLogger("hotspot.permits")
@@ -162,6 +163,7 @@ class MemoryBackend:
             threshold=self._policy.raise_at, clear_below=self._policy.clear_below
         )
         self._ranking = HeatRanking(self._clock, self._heat, lambda: list(self._fixtures))
+        self._warming_board = WarmingBoard()
         self._holds = HoldTimes(SERVER_SAMPLES, SERVER_REFRESH)
         self._closed = False
         self._calls_total = 0
@@ -933,6 +935,7 @@ class MemoryBackend:
             abandoned_total=self._abandoned_total,
         )
         generated_at = self._clock.to_wall(now)
+        scheduled_warmings = self._warming_board.listed(generated_at)
         return [
             StatsSnapshot(
                 generated_at=generated_at,
@@ -941,9 +944,21 @@ class MemoryBackend:
                 else ranked[: view.top_n],
                 totals=totals,
                 alerts=alerts,
+                scheduled_warmings=scheduled_warmings,
             )
             for view in views
         ]
+
+    async def announce_warmings(
+        self,
+        announcer: str,
+        warmings: Sequence[ScheduledWarming],
+        ttl: float | None = None,
+        *,
+        caller: str = "",
+    ) -> float:
+        now = self._clock.to_wall(self._clock.monotonic())
+        return self._warming_board.announce(caller, announcer, warmings, ttl, now)
 
     def _heat(self, fixture_ids: Iterable[str], now: float) -> list[HeatEntry]:
         """The ranking's measure: each tracked fixture's heat at `now`."""

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from hotspot_core.alerts import Alert
 from hotspot_core.errors import InvalidArgument
 from hotspot_core.fixture_id import check_fixture_id
+from hotspot_core.warming_board import ScheduledWarming
 
 DEFAULT_TOP_N = 10
 MAX_TOP_N = 1000
@@ -72,6 +73,8 @@ class StatsSnapshot:
     """Fixtures hot right now."""
     alert_events: list[Alert] = field(default_factory=list)
     """Alerts raised or cleared since the reader's previous snapshot (streams only)."""
+    scheduled_warmings: list[ScheduledWarming] = field(default_factory=list)
+    """The warming board: announced warmings not yet ended, soonest first."""
 
 
 def stats_view(top_n: int, fixture_ids: list[str] | tuple[str, ...]) -> StatsView:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 
 from hotspot_core.alerts import Alert
 from hotspot_core.backend import PermitBackend
-from hotspot_core.errors import InvalidArgument, PermitError
+from hotspot_core.errors import CapacityReached, InvalidArgument
 from hotspot_core.stats import MAX_FIXTURE_IDS, StatsSnapshot, StatsView
 
 MIN_INTERVAL = 0.1
@@ -45,8 +45,8 @@ class StatsCaps:
             raise ValueError(f"max_fixture_ids must be from 1 to {MAX_FIXTURE_IDS}")
 
 
-class TooManySubscribers(PermitError):
-    """Every subscription this server (or this caller) may hold is open: RESOURCE_EXHAUSTED."""
+class TooManySubscribers(CapacityReached):
+    """Every subscription this server (or this caller) may hold is open."""
 
     reason = "TOO_MANY_SUBSCRIBERS"
 
@@ -54,10 +54,10 @@ class TooManySubscribers(PermitError):
         whose = "this server" if scope == "server" else "one caller"
         super().__init__(
             f"{whose} may hold at most {limit} stats subscriptions at once; "
-            "close one or poll Stats instead"
+            "close one or poll Stats instead",
+            scope=scope,
+            limit=limit,
         )
-        self.scope = scope
-        self.limit = limit
 
 
 class StatsSubscription:

@@ -14,6 +14,7 @@ import asyncio
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import sys
@@ -71,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--warmer-id",
         default=f"{socket.gethostname()}-{os.getpid()}",
-        help="this warmer's lease owner name",
+        help="this warmer's name: its leases' owner, and its announcements' on the permit service",
     )
     run.add_argument("--log-level", default="info")
 
@@ -154,7 +155,9 @@ async def _run(args: argparse.Namespace, config: WarmerConfig) -> None:
             permits, api_key=args.api_key, base_url=args.optic_odds_url, cache=cache
         ) as odds,
     ):
-        scheduler = WarmingScheduler(odds, config, clock, leases)
+        # The lease owner's name also names its announcements on the permit service's board.
+        announcer = re.sub(r"[^A-Za-z0-9._:-]", "-", args.warmer_id)[:64]
+        scheduler = WarmingScheduler(odds, config, clock, leases, announcer)
         runner: web.AppRunner | None = None
         if args.http != "off":
             host, _, port = args.http.rpartition(":")

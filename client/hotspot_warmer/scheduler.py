@@ -8,12 +8,15 @@ completed or cancelled fixture stops it, and a game with no final status stops
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 from collections.abc import Sequence
 from datetime import timedelta
 
+from hotspot_client.errors import PermitError
 from hotspot_client.optic_odds import Fixture, OpticOddsClient, OpticOddsError
+from hotspot_core.warming_board import MAX_TTL, ScheduledWarming
 from hotspot_warmer.config import WarmerConfig
 from hotspot_warmer.leases import FixtureLeases, LocalLeases
 from hotspot_warmer.prefetch import PrefetchJob
@@ -36,7 +39,10 @@ class WarmingScheduler:
         config: WarmerConfig,
         clock: UtcClock,
         leases: FixtureLeases | None = None,
+        announcer: str | None = None,
     ) -> None:
+        """`announcer`: the name under which each poll puts the schedule on the permit
+        service's warming board (AnnounceWarmings); None announces nothing."""
         self.odds = odds
         self.config = config
         self.clock = clock
@@ -45,6 +51,8 @@ class WarmingScheduler:
         self._jobs: dict[str, asyncio.Task[None]] = {}
         self.polls = 0
         self.poll_errors = 0
+        self.announcer = announcer
+        self.announce_errors = 0
 
     async def run(self) -> None:
         """Poll every `poll_every` until cancelled; a failed poll is logged and counted."""
@@ -55,9 +63,13 @@ class WarmingScheduler:
                 except OpticOddsError as error:
                     self.poll_errors += 1
                     logger.warning("polling /fixtures failed: %s", error)
+                await self.announce()
                 await asyncio.sleep(self.config.warming.poll_every)
         finally:
             await self.stop()
+            if self.announcer is not None:
+                with contextlib.suppress(PermitError):  # else it lapses after its ttl
+                    await self.odds.permits.announce_warmings([], announcer=self.announcer)
 
     async def stop(self) -> None:
         jobs = list(self._jobs.values())
@@ -151,6 +163,29 @@ class WarmingScheduler:
             del self._jobs[fixture_id]
         if not task.cancelled() and task.exception() is not None:
             logger.error("warming job of %s ended: %r", fixture_id, task.exception())
+
+    async def announce(self) -> None:
+        """Put every warming not over on the permit service's board; it lapses after three
+        polls unless announced again, so a warmer that dies drops off by itself."""
+        if self.announcer is None:
+            return
+        schedule = [
+            ScheduledWarming(
+                w.fixture_id,
+                w.rule,
+                w.warm_from.timestamp(),
+                w.start_date.timestamp(),
+                w.warm_until.timestamp(),
+            )
+            for w in self.warmings.values()
+            if not _over(w)
+        ]
+        ttl = min(MAX_TTL, max(60.0, 3 * self.config.warming.poll_every))
+        try:
+            await self.odds.permits.announce_warmings(schedule, announcer=self.announcer, ttl=ttl)
+        except PermitError as error:
+            self.announce_errors += 1
+            logger.warning("announcing the warmings to the permit service failed: %s", error)
 
     def running(self) -> Sequence[Warming]:
         return [w for w in self.warmings.values() if w.state is WarmingState.RUNNING]

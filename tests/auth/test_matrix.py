@@ -62,6 +62,11 @@ async def _release_upstream_limited(stub: PermitServiceAsyncStub, permit_id: str
     return await stub.Release(request, timeout=TIMEOUT)
 
 
+async def _announce_warmings(stub: PermitServiceAsyncStub, _: str) -> object:
+    request = pb.AnnounceWarmingsRequest(announcer="matrix")  # empty: withdraws, changes nothing
+    return await stub.AnnounceWarmings(request, timeout=TIMEOUT)
+
+
 async def _stats(stub: PermitServiceAsyncStub, _: str) -> object:
     return await stub.Stats(pb.StatsRequest(top_n=3), timeout=TIMEOUT)
 
@@ -81,6 +86,7 @@ RPCS = [
     Rpc("Release own permit", "acquirer", "reader", "acquire", _release),
     Rpc("Release UPSTREAM_RATE_LIMITED", "reporter", "acquirer", "report-upstream",
         _release_upstream_limited),
+    Rpc("AnnounceWarmings", "acquirer", "reader", "acquire", _announce_warmings),
     Rpc("Stats", "reader", "acquirer", "read-stats", _stats),
     Rpc("WatchStats", "reader", "acquirer", "read-stats", _watch_stats),
 ]  # fmt: skip

@@ -592,3 +592,43 @@ async def test_a_warmers_grant_marks_its_fixture_as_warming_for_a_window(
     assert not (await stats_for(h, "regular")).warming
     await asyncio.sleep(1.05)
     assert not (await stats_for(h, "major")).warming
+
+
+async def test_announced_warmings_show_on_every_replica_until_withdrawn_or_lapsed(
+    start_server: StartServer,
+) -> None:
+    from hotspot_client import PermitClient
+    from hotspot_client.errors import PermitError
+    from hotspot_core.warming_board import MAX_ANNOUNCERS_PER_CALLER, ScheduledWarming
+
+    h = await start_server()
+    now = time.time()
+    soon = ScheduledWarming("sb-60", "super-bowl", now + 600, now + 1500, now + 16_000)
+    running = ScheduledWarming("cl-final", "cl-final", now - 60, now + 840, now + 9000)
+    async with PermitClient(h.target) as warmer:
+        expires = await warmer.announce_warmings([soon, running], announcer="w1", ttl=60)
+        assert now + 59 < expires < time.time() + 61
+        for _ in h.replicas:  # the channel takes each replica in turn: each shows the board
+            listed = (await h.stub.Stats(pb.StatsRequest())).scheduled_warmings
+            assert [(w.fixture_id, w.rule) for w in listed] == [
+                ("cl-final", "cl-final"),
+                ("sb-60", "super-bowl"),
+            ]
+            assert abs(listed[1].starts_at.ToMicroseconds() / 1e6 - soon.starts_at) < 1e-3
+
+        with pytest.raises(PermitError) as refused:
+            await warmer.announce_warmings([soon, soon], announcer="w1")
+        assert refused.value.code is grpc.StatusCode.INVALID_ARGUMENT
+        assert "each fixture once" in str(refused.value)
+        for i in range(1, MAX_ANNOUNCERS_PER_CALLER):
+            await warmer.announce_warmings([soon], announcer=f"w{i + 1}", ttl=1)
+        with pytest.raises(PermitError) as refused:
+            await warmer.announce_warmings([soon], announcer="one-too-many")
+        assert refused.value.code is grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "at most 4 warming announcements" in str(refused.value)
+
+        await warmer.announce_warmings([soon], announcer="w1", ttl=1)  # cl-final withdrawn
+        listed = (await h.stub.Stats(pb.StatsRequest())).scheduled_warmings
+        assert [w.fixture_id for w in listed] == ["sb-60"]
+        await asyncio.sleep(1.05)
+        assert not (await h.stub.Stats(pb.StatsRequest())).scheduled_warmings  # all lapsed

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import grpc
@@ -121,6 +122,22 @@ def test_buf_curl_drives_every_unary_rpc_through_reflection(server: ServerProces
     error = json.loads(overflow.stderr)
     assert error["code"] == "resource_exhausted"
     assert {d["type"] for d in error["details"]} == {"google.rpc.RetryInfo", "google.rpc.ErrorInfo"}
+
+    kickoff = datetime.now(UTC) + timedelta(hours=1)
+    warming = {
+        "fixture_id": "nba-final",
+        "rule": "manual",
+        "starts_at": (kickoff - timedelta(minutes=15)).isoformat(),
+        "kickoff": kickoff.isoformat(),
+        "ends_at": (kickoff + timedelta(hours=3)).isoformat(),
+    }
+    announced = buf_curl(
+        server.address, "AnnounceWarmings", {"announcer": "me", "ttl": "60s", "warmings": [warming]}
+    )
+    assert announced.returncode == 0, announced.stderr
+    assert "expiresAt" in json.loads(announced.stdout)
+    stats = buf_curl(server.address, "Stats", {})
+    assert [w["fixtureId"] for w in json.loads(stats.stdout)["scheduledWarmings"]] == ["nba-final"]
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])

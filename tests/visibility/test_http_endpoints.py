@@ -70,6 +70,35 @@ async def test_hot_spots_lists_the_top_10_with_totals_and_alerts(
     }
 
 
+async def test_hot_spots_lists_the_announced_warmings_scheduled_and_running(
+    start_visible: StartVisible,
+) -> None:
+    from hotspot_client import PermitClient
+    from hotspot_core.warming_board import ScheduledWarming
+
+    h = await start_visible()
+    kickoff = 1_900_000_000.0  # 2030-03-17T17:46:40Z
+    board = [
+        ScheduledWarming("later", "nfl-championship", kickoff, kickoff + 900, kickoff + 9000),
+        ScheduledWarming(
+            "now", "super-bowl", time.time() - 1, time.time() + 899, time.time() + 9e3
+        ),
+    ]
+    async with PermitClient(h.target) as warmer:
+        await warmer.announce_warmings(board, announcer="warmer-1")
+    body = await h.hot_spots("?top=1")
+    assert body["scheduled_warmings"][0]["fixture_id"] == "now"
+    assert body["scheduled_warmings"][0]["state"] == "running"
+    assert body["scheduled_warmings"][1] == {
+        "fixture_id": "later",
+        "rule": "nfl-championship",
+        "state": "scheduled",
+        "starts_at": "2030-03-17T17:46:40.000Z",
+        "kickoff": "2030-03-17T18:01:40.000Z",
+        "ends_at": "2030-03-17T20:16:40.000Z",
+    }
+
+
 async def test_top_and_fixture_id_choose_the_rows(start_visible: StartVisible) -> None:
     h = await start_visible(limit=20, window=30)
     for fixture_id, n in [("a", 5), ("b", 3), ("c", 1)]:

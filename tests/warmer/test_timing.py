@@ -4,8 +4,9 @@ reschedule, stops on cancellation or completion, and keeps within its share of t
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
+import grpc
 import pytest
 
 from hotspot_warmer.warming import WarmingState
@@ -85,3 +86,38 @@ async def test_the_cadence_keeps_within_its_share_of_the_budget(
     assert rig.calls_in_any_window(60.0) <= budget
     assert rig.calls_in_any_window(60.0) >= budget - 1  # and it does use its share
     assert len(rig.calls) >= 10 * budget - 1
+
+
+async def test_each_poll_puts_the_schedule_on_the_permit_servers_warming_board(
+    make_warmer_rig: MakeWarmerRig,
+) -> None:
+    from hotspot.v1 import permits_pb2 as pb
+    from hotspot.v1 import permits_pb2_grpc
+
+    # On the permit server's own wall clock: it lists only warmings that have not ended.
+    now = datetime.now(UTC)
+    kickoff = now + timedelta(minutes=30)
+    rig = await make_warmer_rig(start=now)
+    rig.scheduler.announcer = "warmer-test"
+    rig.list_fixtures(super_bowl(start_date=kickoff.isoformat()))
+    task = asyncio.create_task(rig.scheduler.run())
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{rig.permit_server.port}") as channel:
+        stub = permits_pb2_grpc.PermitServiceStub(channel)
+
+        async def board() -> list[tuple[str, str, float]]:
+            answer = await stub.Stats(pb.StatsRequest())
+            return [
+                (w.fixture_id, w.rule, w.starts_at.ToMicroseconds() / 1e6)
+                for w in answer.scheduled_warmings
+            ]
+
+        await asyncio.sleep(1)  # the first poll: scheduled, a quarter of an hour ahead
+        [(fixture_id, rule, starts_at)] = await board()
+        assert (fixture_id, rule) == (SUPER_BOWL, "super-bowl")
+        assert starts_at == pytest.approx((kickoff - timedelta(minutes=15)).timestamp())
+        rig.list_fixtures(super_bowl(start_date=kickoff.isoformat(), status="cancelled"))
+        await asyncio.sleep(61)  # the next poll announces a schedule without it
+        assert await board() == []
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert rig.scheduler.announce_errors == 0

@@ -27,19 +27,19 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18hotspot/v1/permits.proto\x12\nhotspot.v1\x1a\x19google/protobuf/any.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9e\x01\n\x0e\x41\x63quireRequest\x12\x12\n\nfixture_id\x18\x01 \x01(\t\x12+\n\x08max_wait\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x11\n\tclient_id\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12$\n\x07purpose\x18\x05 \x01(\x0e\x32\x13.hotspot.v1.Purpose\"\xf4\x01\n\x0f\x41\x63quireResponse\x12\x11\n\tpermit_id\x18\x01 \x01(\t\x12\x12\n\nfixture_id\x18\x02 \x01(\t\x12.\n\ngranted_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x06waited\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x16\n\x0equeue_position\x18\x05 \x01(\r\x12\x11\n\tremaining\x18\x06 \x01(\r\x12\x34\n\x10lease_expires_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x96\x01\n\x0eReleaseRequest\x12\x11\n\tpermit_id\x18\x01 \x01(\t\x12$\n\x07outcome\x18\x02 \x01(\x0e\x32\x13.hotspot.v1.Outcome\x12\x37\n\x14upstream_retry_after\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"+\n\x0fReleaseResponse\x12\x18\n\x10\x61lready_released\x18\x01 \x01(\x08\"2\n\x0cStatsRequest\x12\x13\n\x0b\x66ixture_ids\x18\x01 \x03(\t\x12\r\n\x05top_n\x18\x02 \x01(\r\"\xdd\x01\n\rStatsResponse\x12\x30\n\x0cgenerated_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x08\x66ixtures\x18\x02 \x03(\x0b\x32\x18.hotspot.v1.FixtureStats\x12\"\n\x06totals\x18\x03 \x01(\x0b\x32\x12.hotspot.v1.Totals\x12!\n\x06\x61lerts\x18\x04 \x03(\x0b\x32\x11.hotspot.v1.Alert\x12\'\n\x0c\x61lert_events\x18\x05 \x03(\x0b\x32\x11.hotspot.v1.Alert\"\x92\x03\n\x0c\x46ixtureStats\x12\x12\n\nfixture_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63\x61lls_in_window\x18\x02 \x01(\r\x12\x13\n\x0b\x63\x61lls_total\x18\x03 \x01(\x04\x12\x13\n\x0bqueue_depth\x18\x04 \x01(\r\x12\x16\n\x0equeue_capacity\x18\x05 \x01(\r\x12\x16\n\x0erejected_total\x18\x06 \x01(\x04\x12\x11\n\tin_flight\x18\x07 \x01(\r\x12\r\n\x05limit\x18\x08 \x01(\r\x12)\n\x06window\x18\t \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x13\n\x0butilization\x18\n \x01(\x01\x12\x0b\n\x03hot\x18\x0b \x01(\x08\x12\x30\n\x0cpaused_until\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0f\x61\x62\x61ndoned_total\x18\r \x01(\x04\x12\x30\n\rexpected_hold\x18\x0e \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0f\n\x07warming\x18\x0f \x01(\x08\"\x90\x01\n\x06Totals\x12\x18\n\x10\x66ixtures_tracked\x18\x01 \x01(\r\x12\x13\n\x0b\x63\x61lls_total\x18\x02 \x01(\x04\x12\x16\n\x0erejected_total\x18\x03 \x01(\x04\x12\x13\n\x0bqueue_depth\x18\x04 \x01(\r\x12\x11\n\tin_flight\x18\x05 \x01(\r\x12\x17\n\x0f\x61\x62\x61ndoned_total\x18\x06 \x01(\x04\"\xab\x01\n\x05\x41lert\x12\x12\n\nfixture_id\x18\x01 \x01(\t\x12%\n\x05state\x18\x02 \x01(\x0e\x32\x16.hotspot.v1.AlertState\x12\x17\n\x0f\x63\x61lls_in_window\x18\x03 \x01(\r\x12\x11\n\tthreshold\x18\x04 \x01(\r\x12&\n\x02\x61t\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x63lear_below\x18\x06 \x01(\r\"d\n\x11WatchStatsRequest\x12+\n\x08interval\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\r\n\x05top_n\x18\x02 \x01(\r\x12\x13\n\x0b\x66ixture_ids\x18\x03 \x03(\t\"D\n\x14\x41\x63quireStreamRequest\x12,\n\x05items\x18\x01 \x03(\x0b\x32\x1d.hotspot.v1.AcquireStreamItem\"\xc0\x01\n\x11\x41\x63quireStreamItem\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12-\n\x07\x61\x63quire\x18\x02 \x01(\x0b\x32\x1a.hotspot.v1.AcquireRequestH\x00\x12\x31\n\x06\x63\x61ncel\x18\x03 \x01(\x0b\x32\x1f.hotspot.v1.AcquireStreamCancelH\x00\x12-\n\x07release\x18\x04 \x01(\x0b\x32\x1a.hotspot.v1.ReleaseRequestH\x00\x42\x06\n\x04kind\"\x15\n\x13\x41\x63quireStreamCancel\"I\n\x15\x41\x63quireStreamResponse\x12\x30\n\x07results\x18\x01 \x03(\x0b\x32\x1f.hotspot.v1.AcquireStreamResult\"\xc5\x01\n\x13\x41\x63quireStreamResult\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12.\n\x07granted\x18\x02 \x01(\x0b\x32\x1b.hotspot.v1.AcquireResponseH\x00\x12/\n\x08released\x18\x03 \x01(\x0b\x32\x1b.hotspot.v1.ReleaseResponseH\x00\x12/\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x1e.hotspot.v1.AcquireStreamErrorH\x00\x42\x08\n\x06result\"Z\n\x12\x41\x63quireStreamError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\x12%\n\x07\x64\x65tails\x18\x03 \x03(\x0b\x32\x14.google.protobuf.Any*I\n\x07Purpose\x12\x17\n\x13PURPOSE_UNSPECIFIED\x10\x00\x12\x10\n\x0cPURPOSE_USER\x10\x01\x12\x13\n\x0fPURPOSE_WARMING\x10\x02*\x85\x01\n\x07Outcome\x12\x17\n\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x13\n\x0fOUTCOME_SUCCESS\x10\x01\x12\x13\n\x0fOUTCOME_FAILURE\x10\x02\x12\x14\n\x10OUTCOME_NOT_SENT\x10\x03\x12!\n\x1dOUTCOME_UPSTREAM_RATE_LIMITED\x10\x04*Z\n\nAlertState\x12\x1b\n\x17\x41LERT_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12\x41LERT_STATE_RAISED\x10\x01\x12\x17\n\x13\x41LERT_STATE_CLEARED\x10\x02\x32\xf9\x02\n\rPermitService\x12\x42\n\x07\x41\x63quire\x12\x1a.hotspot.v1.AcquireRequest\x1a\x1b.hotspot.v1.AcquireResponse\x12\x42\n\x07Release\x12\x1a.hotspot.v1.ReleaseRequest\x1a\x1b.hotspot.v1.ReleaseResponse\x12<\n\x05Stats\x12\x18.hotspot.v1.StatsRequest\x1a\x19.hotspot.v1.StatsResponse\x12H\n\nWatchStats\x12\x1d.hotspot.v1.WatchStatsRequest\x1a\x19.hotspot.v1.StatsResponse0\x01\x12X\n\rAcquireStream\x12 .hotspot.v1.AcquireStreamRequest\x1a!.hotspot.v1.AcquireStreamResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18hotspot/v1/permits.proto\x12\nhotspot.v1\x1a\x19google/protobuf/any.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9e\x01\n\x0e\x41\x63quireRequest\x12\x12\n\nfixture_id\x18\x01 \x01(\t\x12+\n\x08max_wait\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x11\n\tclient_id\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12$\n\x07purpose\x18\x05 \x01(\x0e\x32\x13.hotspot.v1.Purpose\"\xf4\x01\n\x0f\x41\x63quireResponse\x12\x11\n\tpermit_id\x18\x01 \x01(\t\x12\x12\n\nfixture_id\x18\x02 \x01(\t\x12.\n\ngranted_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x06waited\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x16\n\x0equeue_position\x18\x05 \x01(\r\x12\x11\n\tremaining\x18\x06 \x01(\r\x12\x34\n\x10lease_expires_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x96\x01\n\x0eReleaseRequest\x12\x11\n\tpermit_id\x18\x01 \x01(\t\x12$\n\x07outcome\x18\x02 \x01(\x0e\x32\x13.hotspot.v1.Outcome\x12\x37\n\x14upstream_retry_after\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"+\n\x0fReleaseResponse\x12\x18\n\x10\x61lready_released\x18\x01 \x01(\x08\"2\n\x0cStatsRequest\x12\x13\n\x0b\x66ixture_ids\x18\x01 \x03(\t\x12\r\n\x05top_n\x18\x02 \x01(\r\"\x97\x02\n\rStatsResponse\x12\x30\n\x0cgenerated_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x08\x66ixtures\x18\x02 \x03(\x0b\x32\x18.hotspot.v1.FixtureStats\x12\"\n\x06totals\x18\x03 \x01(\x0b\x32\x12.hotspot.v1.Totals\x12!\n\x06\x61lerts\x18\x04 \x03(\x0b\x32\x11.hotspot.v1.Alert\x12\'\n\x0c\x61lert_events\x18\x05 \x03(\x0b\x32\x11.hotspot.v1.Alert\x12\x38\n\x12scheduled_warmings\x18\x06 \x03(\x0b\x32\x1c.hotspot.v1.ScheduledWarming\"\x92\x03\n\x0c\x46ixtureStats\x12\x12\n\nfixture_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63\x61lls_in_window\x18\x02 \x01(\r\x12\x13\n\x0b\x63\x61lls_total\x18\x03 \x01(\x04\x12\x13\n\x0bqueue_depth\x18\x04 \x01(\r\x12\x16\n\x0equeue_capacity\x18\x05 \x01(\r\x12\x16\n\x0erejected_total\x18\x06 \x01(\x04\x12\x11\n\tin_flight\x18\x07 \x01(\r\x12\r\n\x05limit\x18\x08 \x01(\r\x12)\n\x06window\x18\t \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x13\n\x0butilization\x18\n \x01(\x01\x12\x0b\n\x03hot\x18\x0b \x01(\x08\x12\x30\n\x0cpaused_until\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0f\x61\x62\x61ndoned_total\x18\r \x01(\x04\x12\x30\n\rexpected_hold\x18\x0e \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0f\n\x07warming\x18\x0f \x01(\x08\"\x90\x01\n\x06Totals\x12\x18\n\x10\x66ixtures_tracked\x18\x01 \x01(\r\x12\x13\n\x0b\x63\x61lls_total\x18\x02 \x01(\x04\x12\x16\n\x0erejected_total\x18\x03 \x01(\x04\x12\x13\n\x0bqueue_depth\x18\x04 \x01(\r\x12\x11\n\tin_flight\x18\x05 \x01(\r\x12\x17\n\x0f\x61\x62\x61ndoned_total\x18\x06 \x01(\x04\"\xab\x01\n\x05\x41lert\x12\x12\n\nfixture_id\x18\x01 \x01(\t\x12%\n\x05state\x18\x02 \x01(\x0e\x32\x16.hotspot.v1.AlertState\x12\x17\n\x0f\x63\x61lls_in_window\x18\x03 \x01(\r\x12\x11\n\tthreshold\x18\x04 \x01(\r\x12&\n\x02\x61t\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x63lear_below\x18\x06 \x01(\r\"d\n\x11WatchStatsRequest\x12+\n\x08interval\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\r\n\x05top_n\x18\x02 \x01(\r\x12\x13\n\x0b\x66ixture_ids\x18\x03 \x03(\t\"D\n\x14\x41\x63quireStreamRequest\x12,\n\x05items\x18\x01 \x03(\x0b\x32\x1d.hotspot.v1.AcquireStreamItem\"\xc0\x01\n\x11\x41\x63quireStreamItem\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12-\n\x07\x61\x63quire\x18\x02 \x01(\x0b\x32\x1a.hotspot.v1.AcquireRequestH\x00\x12\x31\n\x06\x63\x61ncel\x18\x03 \x01(\x0b\x32\x1f.hotspot.v1.AcquireStreamCancelH\x00\x12-\n\x07release\x18\x04 \x01(\x0b\x32\x1a.hotspot.v1.ReleaseRequestH\x00\x42\x06\n\x04kind\"\x15\n\x13\x41\x63quireStreamCancel\"I\n\x15\x41\x63quireStreamResponse\x12\x30\n\x07results\x18\x01 \x03(\x0b\x32\x1f.hotspot.v1.AcquireStreamResult\"\xc5\x01\n\x13\x41\x63quireStreamResult\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12.\n\x07granted\x18\x02 \x01(\x0b\x32\x1b.hotspot.v1.AcquireResponseH\x00\x12/\n\x08released\x18\x03 \x01(\x0b\x32\x1b.hotspot.v1.ReleaseResponseH\x00\x12/\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x1e.hotspot.v1.AcquireStreamErrorH\x00\x42\x08\n\x06result\"Z\n\x12\x41\x63quireStreamError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\x12%\n\x07\x64\x65tails\x18\x03 \x03(\x0b\x32\x14.google.protobuf.Any\"\x84\x01\n\x17\x41nnounceWarmingsRequest\x12\x11\n\tannouncer\x18\x01 \x01(\t\x12.\n\x08warmings\x18\x02 \x03(\x0b\x32\x1c.hotspot.v1.ScheduledWarming\x12&\n\x03ttl\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\"J\n\x18\x41nnounceWarmingsResponse\x12.\n\nexpires_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xbd\x01\n\x10ScheduledWarming\x12\x12\n\nfixture_id\x18\x01 \x01(\t\x12\x0c\n\x04rule\x18\x02 \x01(\t\x12-\n\tstarts_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07kickoff\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07\x65nds_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*I\n\x07Purpose\x12\x17\n\x13PURPOSE_UNSPECIFIED\x10\x00\x12\x10\n\x0cPURPOSE_USER\x10\x01\x12\x13\n\x0fPURPOSE_WARMING\x10\x02*\x85\x01\n\x07Outcome\x12\x17\n\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x13\n\x0fOUTCOME_SUCCESS\x10\x01\x12\x13\n\x0fOUTCOME_FAILURE\x10\x02\x12\x14\n\x10OUTCOME_NOT_SENT\x10\x03\x12!\n\x1dOUTCOME_UPSTREAM_RATE_LIMITED\x10\x04*Z\n\nAlertState\x12\x1b\n\x17\x41LERT_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12\x41LERT_STATE_RAISED\x10\x01\x12\x17\n\x13\x41LERT_STATE_CLEARED\x10\x02\x32\xd8\x03\n\rPermitService\x12\x42\n\x07\x41\x63quire\x12\x1a.hotspot.v1.AcquireRequest\x1a\x1b.hotspot.v1.AcquireResponse\x12\x42\n\x07Release\x12\x1a.hotspot.v1.ReleaseRequest\x1a\x1b.hotspot.v1.ReleaseResponse\x12<\n\x05Stats\x12\x18.hotspot.v1.StatsRequest\x1a\x19.hotspot.v1.StatsResponse\x12H\n\nWatchStats\x12\x1d.hotspot.v1.WatchStatsRequest\x1a\x19.hotspot.v1.StatsResponse0\x01\x12X\n\rAcquireStream\x12 .hotspot.v1.AcquireStreamRequest\x1a!.hotspot.v1.AcquireStreamResponse(\x01\x30\x01\x12]\n\x10\x41nnounceWarmings\x12#.hotspot.v1.AnnounceWarmingsRequest\x1a$.hotspot.v1.AnnounceWarmingsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'hotspot.v1.permits_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PURPOSE']._serialized_start=2497
-  _globals['_PURPOSE']._serialized_end=2570
-  _globals['_OUTCOME']._serialized_start=2573
-  _globals['_OUTCOME']._serialized_end=2706
-  _globals['_ALERTSTATE']._serialized_start=2708
-  _globals['_ALERTSTATE']._serialized_end=2798
+  _globals['_PURPOSE']._serialized_start=2958
+  _globals['_PURPOSE']._serialized_end=3031
+  _globals['_OUTCOME']._serialized_start=3034
+  _globals['_OUTCOME']._serialized_end=3167
+  _globals['_ALERTSTATE']._serialized_start=3169
+  _globals['_ALERTSTATE']._serialized_end=3259
   _globals['_ACQUIREREQUEST']._serialized_start=133
   _globals['_ACQUIREREQUEST']._serialized_end=291
   _globals['_ACQUIRERESPONSE']._serialized_start=294
@@ -51,27 +51,33 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_STATSREQUEST']._serialized_start=738
   _globals['_STATSREQUEST']._serialized_end=788
   _globals['_STATSRESPONSE']._serialized_start=791
-  _globals['_STATSRESPONSE']._serialized_end=1012
-  _globals['_FIXTURESTATS']._serialized_start=1015
-  _globals['_FIXTURESTATS']._serialized_end=1417
-  _globals['_TOTALS']._serialized_start=1420
-  _globals['_TOTALS']._serialized_end=1564
-  _globals['_ALERT']._serialized_start=1567
-  _globals['_ALERT']._serialized_end=1738
-  _globals['_WATCHSTATSREQUEST']._serialized_start=1740
-  _globals['_WATCHSTATSREQUEST']._serialized_end=1840
-  _globals['_ACQUIRESTREAMREQUEST']._serialized_start=1842
-  _globals['_ACQUIRESTREAMREQUEST']._serialized_end=1910
-  _globals['_ACQUIRESTREAMITEM']._serialized_start=1913
-  _globals['_ACQUIRESTREAMITEM']._serialized_end=2105
-  _globals['_ACQUIRESTREAMCANCEL']._serialized_start=2107
-  _globals['_ACQUIRESTREAMCANCEL']._serialized_end=2128
-  _globals['_ACQUIRESTREAMRESPONSE']._serialized_start=2130
-  _globals['_ACQUIRESTREAMRESPONSE']._serialized_end=2203
-  _globals['_ACQUIRESTREAMRESULT']._serialized_start=2206
-  _globals['_ACQUIRESTREAMRESULT']._serialized_end=2403
-  _globals['_ACQUIRESTREAMERROR']._serialized_start=2405
-  _globals['_ACQUIRESTREAMERROR']._serialized_end=2495
-  _globals['_PERMITSERVICE']._serialized_start=2801
-  _globals['_PERMITSERVICE']._serialized_end=3178
+  _globals['_STATSRESPONSE']._serialized_end=1070
+  _globals['_FIXTURESTATS']._serialized_start=1073
+  _globals['_FIXTURESTATS']._serialized_end=1475
+  _globals['_TOTALS']._serialized_start=1478
+  _globals['_TOTALS']._serialized_end=1622
+  _globals['_ALERT']._serialized_start=1625
+  _globals['_ALERT']._serialized_end=1796
+  _globals['_WATCHSTATSREQUEST']._serialized_start=1798
+  _globals['_WATCHSTATSREQUEST']._serialized_end=1898
+  _globals['_ACQUIRESTREAMREQUEST']._serialized_start=1900
+  _globals['_ACQUIRESTREAMREQUEST']._serialized_end=1968
+  _globals['_ACQUIRESTREAMITEM']._serialized_start=1971
+  _globals['_ACQUIRESTREAMITEM']._serialized_end=2163
+  _globals['_ACQUIRESTREAMCANCEL']._serialized_start=2165
+  _globals['_ACQUIRESTREAMCANCEL']._serialized_end=2186
+  _globals['_ACQUIRESTREAMRESPONSE']._serialized_start=2188
+  _globals['_ACQUIRESTREAMRESPONSE']._serialized_end=2261
+  _globals['_ACQUIRESTREAMRESULT']._serialized_start=2264
+  _globals['_ACQUIRESTREAMRESULT']._serialized_end=2461
+  _globals['_ACQUIRESTREAMERROR']._serialized_start=2463
+  _globals['_ACQUIRESTREAMERROR']._serialized_end=2553
+  _globals['_ANNOUNCEWARMINGSREQUEST']._serialized_start=2556
+  _globals['_ANNOUNCEWARMINGSREQUEST']._serialized_end=2688
+  _globals['_ANNOUNCEWARMINGSRESPONSE']._serialized_start=2690
+  _globals['_ANNOUNCEWARMINGSRESPONSE']._serialized_end=2764
+  _globals['_SCHEDULEDWARMING']._serialized_start=2767
+  _globals['_SCHEDULEDWARMING']._serialized_end=2956
+  _globals['_PERMITSERVICE']._serialized_start=3262
+  _globals['_PERMITSERVICE']._serialized_end=3734
 # @@protoc_insertion_point(module_scope)

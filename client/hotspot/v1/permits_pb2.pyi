@@ -282,6 +282,7 @@ class StatsResponse(_message.Message):
     TOTALS_FIELD_NUMBER: _builtins.int
     ALERTS_FIELD_NUMBER: _builtins.int
     ALERT_EVENTS_FIELD_NUMBER: _builtins.int
+    SCHEDULED_WARMINGS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def generated_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -298,6 +299,12 @@ class StatsResponse(_message.Message):
     def alert_events(self) -> _containers.RepeatedCompositeFieldContainer[Global___Alert]:
         """In WatchStats: alerts raised or cleared since the previous message."""
 
+    @_builtins.property
+    def scheduled_warmings(self) -> _containers.RepeatedCompositeFieldContainer[Global___ScheduledWarming]:
+        """Warmings that cache warmers announced (AnnounceWarmings) and that have not
+        ended, one per fixture, soonest first, at most 100.
+        """
+
     def __init__(
         self,
         *,
@@ -306,10 +313,11 @@ class StatsResponse(_message.Message):
         totals: Global___Totals | None = ...,
         alerts: _abc.Iterable[Global___Alert] | None = ...,
         alert_events: _abc.Iterable[Global___Alert] | None = ...,
+        scheduled_warmings: _abc.Iterable[Global___ScheduledWarming] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["generated_at", b"generated_at", "totals", b"totals"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert_events", b"alert_events", "alerts", b"alerts", "fixtures", b"fixtures", "generated_at", b"generated_at", "totals", b"totals"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert_events", b"alert_events", "alerts", b"alerts", "fixtures", b"fixtures", "generated_at", b"generated_at", "scheduled_warmings", b"scheduled_warmings", "totals", b"totals"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -682,3 +690,106 @@ class AcquireStreamError(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___AcquireStreamError: _TypeAlias = AcquireStreamError  # noqa: Y015
+
+@_typing.final
+class AnnounceWarmingsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ANNOUNCER_FIELD_NUMBER: _builtins.int
+    WARMINGS_FIELD_NUMBER: _builtins.int
+    TTL_FIELD_NUMBER: _builtins.int
+    announcer: _builtins.str
+    """Names this warmer among the caller's: 1 to 64 characters of [A-Za-z0-9._:-].
+    A caller keeps at most 4 announcers, the fleet at most 32.
+    """
+    @_builtins.property
+    def warmings(self) -> _containers.RepeatedCompositeFieldContainer[Global___ScheduledWarming]:
+        """The whole schedule, at most 200 warmings, each fixture once; an empty one
+        withdraws the announcement.
+        """
+
+    @_builtins.property
+    def ttl(self) -> _duration_pb2.Duration:
+        """How long the announcement stands unless announced again: 1 s to 1 h;
+        unset means 5 min.
+        """
+
+    def __init__(
+        self,
+        *,
+        announcer: _builtins.str = ...,
+        warmings: _abc.Iterable[Global___ScheduledWarming] | None = ...,
+        ttl: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ttl", b"ttl"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["announcer", b"announcer", "ttl", b"ttl", "warmings", b"warmings"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AnnounceWarmingsRequest: _TypeAlias = AnnounceWarmingsRequest  # noqa: Y015
+
+@_typing.final
+class AnnounceWarmingsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def expires_at(self) -> _timestamp_pb2.Timestamp:
+        """When the announcement lapses unless announced again."""
+
+    def __init__(
+        self,
+        *,
+        expires_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AnnounceWarmingsResponse: _TypeAlias = AnnounceWarmingsResponse  # noqa: Y015
+
+@_typing.final
+class ScheduledWarming(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FIXTURE_ID_FIELD_NUMBER: _builtins.int
+    RULE_FIELD_NUMBER: _builtins.int
+    STARTS_AT_FIELD_NUMBER: _builtins.int
+    KICKOFF_FIELD_NUMBER: _builtins.int
+    ENDS_AT_FIELD_NUMBER: _builtins.int
+    fixture_id: _builtins.str
+    rule: _builtins.str
+    """The major-event rule that chose the fixture: at most 64 printable ASCII
+    characters.
+    """
+    @_builtins.property
+    def starts_at(self) -> _timestamp_pb2.Timestamp:
+        """When warming starts: the kick-off minus the warmer's lead."""
+
+    @_builtins.property
+    def kickoff(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def ends_at(self) -> _timestamp_pb2.Timestamp:
+        """When warming stops at the latest (the game's end); starts_at <= kickoff <=
+        ends_at, at most two days apart.
+        """
+
+    def __init__(
+        self,
+        *,
+        fixture_id: _builtins.str = ...,
+        rule: _builtins.str = ...,
+        starts_at: _timestamp_pb2.Timestamp | None = ...,
+        kickoff: _timestamp_pb2.Timestamp | None = ...,
+        ends_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ends_at", b"ends_at", "kickoff", b"kickoff", "starts_at", b"starts_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ends_at", b"ends_at", "fixture_id", b"fixture_id", "kickoff", b"kickoff", "rule", b"rule", "starts_at", b"starts_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ScheduledWarming: _TypeAlias = ScheduledWarming  # noqa: Y015

@@ -66,6 +66,11 @@ class PermitServiceStub:
                 request_serializer=hotspot_dot_v1_dot_permits__pb2.AcquireStreamRequest.SerializeToString,
                 response_deserializer=hotspot_dot_v1_dot_permits__pb2.AcquireStreamResponse.FromString,
                 _registered_method=True)
+        self.AnnounceWarmings = channel.unary_unary(
+                '/hotspot.v1.PermitService/AnnounceWarmings',
+                request_serializer=hotspot_dot_v1_dot_permits__pb2.AnnounceWarmingsRequest.SerializeToString,
+                response_deserializer=hotspot_dot_v1_dot_permits__pb2.AnnounceWarmingsResponse.FromString,
+                _registered_method=True)
 
 
 class PermitServiceServicer:
@@ -125,6 +130,16 @@ class PermitServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AnnounceWarmings(self, request, context):
+        """AnnounceWarmings publishes a cache warmer's whole schedule, replacing what
+        the same caller announced under the same announcer name; it lapses after
+        its ttl unless announced again. Stats, WatchStats and /health/hot-spots
+        list the announced warmings; nothing is granted or refused by them.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PermitServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -152,6 +167,11 @@ def add_PermitServiceServicer_to_server(servicer, server):
                     servicer.AcquireStream,
                     request_deserializer=hotspot_dot_v1_dot_permits__pb2.AcquireStreamRequest.FromString,
                     response_serializer=hotspot_dot_v1_dot_permits__pb2.AcquireStreamResponse.SerializeToString,
+            ),
+            'AnnounceWarmings': grpc.unary_unary_rpc_method_handler(
+                    servicer.AnnounceWarmings,
+                    request_deserializer=hotspot_dot_v1_dot_permits__pb2.AnnounceWarmingsRequest.FromString,
+                    response_serializer=hotspot_dot_v1_dot_permits__pb2.AnnounceWarmingsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -296,6 +316,33 @@ class PermitService:
             '/hotspot.v1.PermitService/AcquireStream',
             hotspot_dot_v1_dot_permits__pb2.AcquireStreamRequest.SerializeToString,
             hotspot_dot_v1_dot_permits__pb2.AcquireStreamResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AnnounceWarmings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hotspot.v1.PermitService/AnnounceWarmings',
+            hotspot_dot_v1_dot_permits__pb2.AnnounceWarmingsRequest.SerializeToString,
+            hotspot_dot_v1_dot_permits__pb2.AnnounceWarmingsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -66,6 +66,12 @@ class PermitServiceStub:
     unary callers). A stream that ends takes its pending acquires out of their
     queues; its permits stay held until released or their leases end.
     """
+    AnnounceWarmings: _grpc.UnaryUnaryMultiCallable[_permits_pb2.AnnounceWarmingsRequest, _permits_pb2.AnnounceWarmingsResponse]
+    """AnnounceWarmings publishes a cache warmer's whole schedule, replacing what
+    the same caller announced under the same announcer name; it lapses after
+    its ttl unless announced again. Stats, WatchStats and /health/hot-spots
+    list the announced warmings; nothing is granted or refused by them.
+    """
 
 @_typing.type_check_only
 class PermitServiceAsyncStub(PermitServiceStub):
@@ -104,6 +110,12 @@ class PermitServiceAsyncStub(PermitServiceStub):
     follow the rules of Acquire (one FIFO queue per fixture across streams and
     unary callers). A stream that ends takes its pending acquires out of their
     queues; its permits stay held until released or their leases end.
+    """
+    AnnounceWarmings: _aio.UnaryUnaryMultiCallable[_permits_pb2.AnnounceWarmingsRequest, _permits_pb2.AnnounceWarmingsResponse]  # type: ignore[assignment]
+    """AnnounceWarmings publishes a cache warmer's whole schedule, replacing what
+    the same caller announced under the same announcer name; it lapses after
+    its ttl unless announced again. Stats, WatchStats and /health/hot-spots
+    list the announced warmings; nothing is granted or refused by them.
     """
 
 class PermitServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -170,6 +182,18 @@ class PermitServiceServicer(metaclass=_abc_1.ABCMeta):
         follow the rules of Acquire (one FIFO queue per fixture across streams and
         unary callers). A stream that ends takes its pending acquires out of their
         queues; its permits stay held until released or their leases end.
+        """
+
+    @_abc_1.abstractmethod
+    def AnnounceWarmings(
+        self,
+        request: _permits_pb2.AnnounceWarmingsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_permits_pb2.AnnounceWarmingsResponse, _abc.Awaitable[_permits_pb2.AnnounceWarmingsResponse]]:
+        """AnnounceWarmings publishes a cache warmer's whole schedule, replacing what
+        the same caller announced under the same announcer name; it lapses after
+        its ttl unless announced again. Stats, WatchStats and /health/hot-spots
+        list the announced warmings; nothing is granted or refused by them.
         """
 
 def add_PermitServiceServicer_to_server(servicer: PermitServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -8,6 +8,7 @@ from typing import Any
 from hotspot_core.alerts import Alert
 from hotspot_core.policy import PermitPolicy
 from hotspot_core.stats import FixtureStats, StatsSnapshot
+from hotspot_core.warming_board import ScheduledWarming
 
 JsonObject = dict[str, Any]
 
@@ -49,6 +50,17 @@ def fixture_stats_to_json(row: FixtureStats) -> JsonObject:
     }
 
 
+def scheduled_warming_to_json(warming: ScheduledWarming, now: float) -> JsonObject:
+    return {
+        "fixture_id": warming.fixture_id,
+        "rule": warming.rule,
+        "state": warming.state(now),
+        "starts_at": iso_time(warming.starts_at),
+        "kickoff": iso_time(warming.kickoff),
+        "ends_at": iso_time(warming.ends_at),
+    }
+
+
 def policy_to_json(policy: PermitPolicy) -> JsonObject:
     return {
         "limit": policy.limit,
@@ -75,4 +87,8 @@ def snapshot_to_json(snapshot: StatsSnapshot, policy: PermitPolicy) -> JsonObjec
         },
         "alerts": [alert_to_json(alert) for alert in snapshot.alerts],
         "alert_events": [alert_to_json(alert) for alert in snapshot.alert_events],
+        "scheduled_warmings": [
+            scheduled_warming_to_json(warming, snapshot.generated_at)
+            for warming in snapshot.scheduled_warmings
+        ],
     }

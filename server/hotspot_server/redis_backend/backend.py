@@ -53,9 +53,11 @@ from hotspot_core.policy import PermitPolicy
 from hotspot_core.request_id import check_request_id
 from hotspot_core.request_rules import check_acquire, check_release
 from hotspot_core.stats import FixtureStats, StatsSnapshot, StatsView, Totals
+from hotspot_core.warming_board import ScheduledWarming
 from hotspot_server.redis_backend.breaker import CircuitBreaker
 from hotspot_server.redis_backend.connection import open_clients
 from hotspot_server.redis_backend.keys import KeyLayout
+from hotspot_server.redis_backend.warming_board import RedisWarmingBoard
 
 logger = logging.getLogger("hotspot.redis")
 alert_logger = logging.getLogger("hotspot.alerts")
@@ -149,6 +151,7 @@ class RedisBackend:
             for name in ("acquire", "release", "poll", "leave", "overview")
         }
         self._breaker = CircuitBreaker()
+        self._warming_board = RedisWarmingBoard(self._redis, self._call, now)
         self._ticket_lease = ticket_lease
         self._background = background
         self._policy_args = self._policy_argv()
@@ -691,6 +694,7 @@ class RedisBackend:
             in_flight=in_flight,
             abandoned_total=abandoned,
         )
+        scheduled_warmings = await self._warming_board.listed(now)
         return [
             StatsSnapshot(
                 generated_at=now,
@@ -699,9 +703,20 @@ class RedisBackend:
                 else ranked[: view.top_n],
                 totals=totals,
                 alerts=alerts,
+                scheduled_warmings=scheduled_warmings,
             )
             for view in views
         ]
+
+    async def announce_warmings(
+        self,
+        announcer: str,
+        warmings: Sequence[ScheduledWarming],
+        ttl: float | None = None,
+        *,
+        caller: str = "",
+    ) -> float:
+        return await self._warming_board.announce(caller, announcer, warmings, ttl)
 
     def _fixture_stats(self, fixture_id: str, row: Reply, now: float) -> FixtureStats:
         p = self._policy

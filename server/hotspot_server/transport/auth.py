@@ -40,6 +40,7 @@ METHOD_ROLES = {
     f"{SERVICE}Acquire": ACQUIRE,
     f"{SERVICE}Release": ACQUIRE,
     f"{SERVICE}AcquireStream": ACQUIRE,
+    f"{SERVICE}AnnounceWarmings": ACQUIRE,
     f"{SERVICE}Stats": READ_STATS,
     f"{SERVICE}WatchStats": READ_STATS,
 }

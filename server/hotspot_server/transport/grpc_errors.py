@@ -15,6 +15,7 @@ from grpc_status import rpc_status
 from hotspot_client.errors import ERROR_DOMAIN, RETRY_AFTER_KEY
 from hotspot_client.proto_time import to_duration
 from hotspot_core.errors import (
+    CapacityReached,
     InvalidArgument,
     PermitError,
     PermitNotFound,
@@ -23,7 +24,6 @@ from hotspot_core.errors import (
     StoreUnavailable,
     whole_seconds,
 )
-from hotspot_core.stats_feed import TooManySubscribers
 
 Metadata = tuple[tuple[str, str | bytes], ...]
 
@@ -69,7 +69,7 @@ def rich_status(error: PermitError) -> tuple[grpc.StatusCode, Any, Metadata]:
             field=error.field, description=str(error)
         )
         details.append(error_details_pb2.BadRequest(field_violations=[violation]))
-    elif isinstance(error, TooManySubscribers):
+    elif isinstance(error, CapacityReached):
         code = grpc.StatusCode.RESOURCE_EXHAUSTED
         metadata = {"scope": error.scope, "limit": str(error.limit)}
     elif isinstance(error, PermissionDenied):

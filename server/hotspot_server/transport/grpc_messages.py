@@ -9,7 +9,7 @@ from hotspot_client.proto_time import (
     to_duration,
     to_timestamp,
 )
-from hotspot_client.wire import OUTCOME_TO_PROTO
+from hotspot_client.wire import OUTCOME_TO_PROTO, scheduled_warming_to_proto
 from hotspot_core.alerts import Alert, AlertState
 from hotspot_core.errors import InvalidArgument
 from hotspot_core.grants import Grant, Outcome
@@ -94,4 +94,5 @@ def snapshot_to_proto(snapshot: StatsSnapshot) -> pb.StatsResponse:
         ),
         alerts=[alert_to_proto(a) for a in snapshot.alerts],
         alert_events=[alert_to_proto(a) for a in snapshot.alert_events],
+        scheduled_warmings=[scheduled_warming_to_proto(w) for w in snapshot.scheduled_warmings],
     )

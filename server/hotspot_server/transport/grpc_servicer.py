@@ -9,7 +9,8 @@ import grpc
 
 from hotspot.v1 import permits_pb2 as pb
 from hotspot.v1 import permits_pb2_grpc
-from hotspot_client.proto_time import checked_seconds
+from hotspot_client.proto_time import checked_seconds, to_timestamp
+from hotspot_client.wire import scheduled_warming_from_proto
 from hotspot_core.backend import PermitBackend
 from hotspot_core.errors import InvalidArgument, PermitError, PermitRefused, ShuttingDown
 from hotspot_core.grants import Grant
@@ -143,6 +144,25 @@ class PermitServicer(permits_pb2_grpc.PermitServiceServicer):
         if request.permit_id:
             raise InvalidArgument("give permit_id or request_id, not both", field="request_id")
         return self._backend.permit_for_request(request.request_id, caller)
+
+    async def AnnounceWarmings(
+        self, request: pb.AnnounceWarmingsRequest, context: Context
+    ) -> pb.AnnounceWarmingsResponse:
+        try:
+            ttl = (
+                checked_seconds(request.ttl, "ttl", at_most=MAX_DURATION)
+                if request.HasField("ttl")
+                else None
+            )
+            expires_at = await self._backend.announce_warmings(
+                request.announcer,
+                [scheduled_warming_from_proto(w) for w in request.warmings],
+                ttl,
+                caller=caller_of(context),
+            )
+        except PermitError as error:
+            await abort_with(context, error)
+        return pb.AnnounceWarmingsResponse(expires_at=to_timestamp(expires_at))
 
     async def Stats(self, request: pb.StatsRequest, context: Context) -> pb.StatsResponse:
         try:

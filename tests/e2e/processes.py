@@ -12,9 +12,14 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
+
+import libfaketime  # type: ignore[import-untyped]
+
+from tests.replicas import REPLICAS
 
 ROOT = Path(__file__).resolve().parents[2]
 API_KEY = "e2e-key"
@@ -95,7 +100,9 @@ def running() -> Iterator[list[ServiceProcess]]:
     )
 
 
-def permit_server(*flags: str, listen: str = "127.0.0.1:0") -> ServiceProcess:
+def permit_server(
+    *flags: str, listen: str = "127.0.0.1:0", env: dict[str, str] | None = None
+) -> ServiceProcess:
     return ServiceProcess(
         "hotspot-server",
         [
@@ -109,7 +116,46 @@ def permit_server(*flags: str, listen: str = "127.0.0.1:0") -> ServiceProcess:
             *flags,
         ],
         ready=r"ready: gRPC on (?P<address>[\d.]+:\d+)",
+        env=env,
     )
+
+
+def permit_replicas(
+    backend: str, *flags: str, clocks: Sequence[int] = (0,) * REPLICAS
+) -> list[ServiceProcess]:
+    """One permit server per entry of `clocks` on one shared `backend`; a non-zero entry sets
+    that replica's wall clock off by so many seconds, checked in its log before it is used."""
+    replicas: list[ServiceProcess] = []
+    try:
+        for offset in clocks:
+            env = clock_off_by(offset) if offset else None
+            replicas.append(replica := permit_server("--backend", backend, *flags, env=env))
+            seen = wall_clock_offset(replica)
+            assert abs(seen - offset) < CLOCK_SLACK, f"clock off by {seen:.1f}s, not {offset}s"
+    except BaseException:
+        for replica in replicas:
+            replica.kill()
+        raise
+    return replicas
+
+
+CLOCK_SLACK = 30.0
+"""Seconds a clock read from a log line may be off, whatever a busy machine delays."""
+
+
+def clock_off_by(seconds: int) -> dict[str, str]:
+    """The environment of a process whose wall clock is `seconds` off, as a host's drifting
+    clock would be: libfaketime preloaded, the monotonic clock left true."""
+    _, preload = libfaketime.get_reload_information()
+    return {**preload, "DONT_FAKE_MONOTONIC": "1", "FAKETIME": f"{seconds:+d}"}
+
+
+def wall_clock_offset(process: ServiceProcess) -> float:
+    """Seconds the process's wall clock is ahead of ours, from its ready line's timestamp (text
+    logs, local time); the time since that line was written adds a little."""
+    line = next(line for line in process.log if process.address in line)
+    logged = datetime.strptime(line[: len("2000-01-01 00:00:00,000")], "%Y-%m-%d %H:%M:%S,%f")
+    return (logged - datetime.now()).total_seconds()
 
 
 def fake_optic_odds(

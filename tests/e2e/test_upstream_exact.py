@@ -1,6 +1,8 @@
 """The upstream never sees more than the limit: the permit server and the fake Optic Odds enforce
 the same limit and window, the calls go through a small connection pool to a slow upstream, and
-the permit server is even killed (kill -9) in the middle of the burst.
+the permit server is even killed (kill -9) in the middle of the burst. The same holds through
+three replicas on one redis-server, the client spreading its calls over them, with two of their
+clocks 5 minutes off, or with one replica killed in the middle of the burst.
 
 What the upstream counts is an arrival, which can come any time between a grant and its
 release: the 4-connection pool holds requests back, and each answer takes 150 ms.
@@ -9,8 +11,9 @@ release: the 4-connection pool holds requests back, and each answer takes 150 ms
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import httpx
@@ -18,9 +21,17 @@ import pytest
 
 from hotspot_client import PermitClient, PermitError
 from hotspot_client.optic_odds import OpticOddsClient, OpticOddsError
-from tests.e2e.processes import API_KEY, ServiceProcess, fake_optic_odds, permit_server
+from tests.e2e.processes import (
+    API_KEY,
+    ServiceProcess,
+    fake_optic_odds,
+    permit_replicas,
+    permit_server,
+)
 from tests.e2e.readings import permit_stats, upstream_tally
 from tests.integration.test_process import free_port
+from tests.redis_server import RedisServer, redis_server_missing
+from tests.replicas import REPLICAS, SKEWED_CLOCKS, replicas_backend, round_robin_channel
 
 pytestmark = pytest.mark.slow
 
@@ -29,6 +40,9 @@ WINDOW = "0.5s"
 CALLS = 300
 LATENCY = "150ms"
 POOL = 4
+REPLICA_CALLS = 50
+"""Calls of a burst through replicas: fewer, for the suite's time (each burst here is ~10 s)."""
+POLICY = ("--limit", str(LIMIT), "--window", WINDOW, "--queue", str(CALLS))
 
 
 @pytest.fixture
@@ -40,17 +54,44 @@ def upstream() -> Iterator[ServiceProcess]:
 
 def permits(state_dir: Path, listen: str) -> ServiceProcess:
     return permit_server(
-        *("--limit", str(LIMIT), "--window", WINDOW, "--queue", str(CALLS)),
+        *POLICY,
         *("--max-wait", "60s", "--lease", "2s", "--state-dir", str(state_dir)),
         listen=listen,
     )
 
 
-async def burst(target: str, upstream_url: str, fixture_id: str) -> list[BaseException | None]:
-    """CALLS odds calls on one fixture at once, through a pool of POOL connections."""
+@contextlib.contextmanager
+def replicas_on_redis(directory: Path, clocks: Sequence[int]) -> Iterator[list[ServiceProcess]]:
+    """Replicas (one per entry of `clocks`: its wall clock's offset) on one redis-server."""
+    missing = redis_server_missing()
+    if missing:
+        pytest.skip(missing)
+    with RedisServer(directory) as redis:
+        fleet = permit_replicas(
+            replicas_backend(redis), *POLICY, "--max-wait", "60s", "--lease", "2s", clocks=clocks
+        )
+        try:
+            yield fleet
+        finally:
+            for replica in fleet:
+                replica.stop()
+
+
+async def burst(
+    targets: Sequence[str], upstream_url: str, fixture_id: str, calls: int = CALLS
+) -> list[BaseException | None]:
+    """`calls` odds calls on one fixture at once, through a pool of POOL connections. Over
+    several replicas each Acquire and Release goes to the next one (unary calls: a stream would
+    keep to the replica it opened on)."""
     pool = httpx.AsyncClient(limits=httpx.Limits(max_connections=POOL), timeout=60)
+    channel = round_robin_channel(targets) if len(targets) > 1 else None
+    permit_client = (
+        PermitClient(targets[0])
+        if channel is None
+        else PermitClient(channel=channel, streaming=False)
+    )
     async with (
-        PermitClient(target) as client,
+        permit_client as client,
         OpticOddsClient(
             client, api_key=API_KEY, base_url=upstream_url, http=pool, max_wait=60
         ) as optic_odds,
@@ -64,23 +105,47 @@ async def burst(target: str, upstream_url: str, fixture_id: str) -> list[BaseExc
                 return error
             return None
 
-        return await asyncio.gather(*(call() for _ in range(CALLS)))
+        try:
+            return await asyncio.gather(*(call() for _ in range(calls)))
+        finally:
+            if channel is not None:
+                await channel.close(None)
 
 
-async def test_a_slow_upstream_behind_a_small_pool_sees_no_more_than_the_limit(
-    upstream: ServiceProcess, tmp_path: Path
+async def until_served(
+    upstream: ServiceProcess, fixture_id: str, served: int, calls: asyncio.Task[object]
 ) -> None:
-    server = permits(tmp_path / "state", "127.0.0.1:0")
-    try:
-        outcomes = await burst(server.address, upstream.address, "exact-slow")
-        row = await permit_stats(server.address, "exact-slow")
-    finally:
-        server.stop()
+    """Until the upstream has served `served` calls of the fixture (the burst still running)."""
+    while (await upstream_tally(upstream.address, fixture_id))["served"] < served:
+        assert not calls.done(), calls
+        await asyncio.sleep(0.05)
+
+
+@pytest.mark.parametrize(
+    "clocks",
+    [None, SKEWED_CLOCKS],
+    ids=["one server", "3 replicas on redis, 2 clocks 5 min off"],
+)
+async def test_a_slow_upstream_behind_a_small_pool_sees_no_more_than_the_limit(
+    upstream: ServiceProcess, tmp_path: Path, clocks: Sequence[int] | None
+) -> None:
+    """On one server (memory://), then through three replicas on one Redis, one of them
+    5 minutes ahead and one 5 minutes behind (the replica test below has true clocks)."""
+    fixture_id, calls = "exact-slow", CALLS if clocks is None else REPLICA_CALLS
+    with contextlib.ExitStack() as stack:
+        if clocks is None:
+            fleet = [permits(tmp_path / "state", "127.0.0.1:0")]
+            stack.callback(fleet[0].stop)
+        else:
+            fleet = stack.enter_context(replicas_on_redis(tmp_path / "redis", clocks))
+        targets = [server.address for server in fleet]
+        outcomes = await burst(targets, upstream.address, fixture_id, calls)
+        row = await permit_stats(targets[-1], fixture_id)
     assert [o for o in outcomes if o is not None] == []
-    tally = await upstream_tally(upstream.address, "exact-slow")
-    assert tally["served"] == CALLS
+    tally = await upstream_tally(upstream.address, fixture_id)
+    assert tally["served"] == calls
     assert tally["violations"] == 0, tally
-    assert row.calls_total == CALLS
+    assert row.calls_total == calls
     assert row.abandoned_total == 0
 
 
@@ -90,11 +155,9 @@ async def test_a_permit_server_killed_mid_burst_restarts_with_its_windows(
     listen = f"127.0.0.1:{free_port()}"
     state = tmp_path / "state"
     server = permits(state, listen)
-    calls = asyncio.create_task(burst(listen, upstream.address, "exact-crash"))
+    calls = asyncio.create_task(burst([listen], upstream.address, "exact-crash"))
     try:
-        while (await upstream_tally(upstream.address, "exact-crash"))["served"] < CALLS // 3:
-            assert not calls.done(), calls
-            await asyncio.sleep(0.05)
+        await until_served(upstream, "exact-crash", CALLS // 3, calls)
         server.proc.send_signal(signal.SIGKILL)
         server.proc.wait()
         restarted = permits(state, listen)
@@ -114,3 +177,27 @@ async def test_a_permit_server_killed_mid_burst_restarts_with_its_windows(
     assert len(failures) <= LIMIT, failures  # at most the calls in flight when it died
     assert tally["served"] >= CALLS - LIMIT
     assert row.calls_total >= CALLS // 3  # the counters came back with the windows
+
+
+async def test_a_replica_killed_mid_burst_leaves_the_others_exact(
+    upstream: ServiceProcess, tmp_path: Path
+) -> None:
+    """kill -9 of one of three replicas while callers wait on it: they retry on the others,
+    and the upstream still never sees more than the limit (the killed replica's tickets leave
+    the queue with their ticket lease, its grants end with their leases)."""
+    with replicas_on_redis(tmp_path / "redis", (0,) * REPLICAS) as fleet:
+        killed, *survivors = fleet
+        targets = [replica.address for replica in fleet]
+        calls = asyncio.create_task(
+            burst(targets, upstream.address, "replica-crash", REPLICA_CALLS)
+        )
+        await until_served(upstream, "replica-crash", REPLICA_CALLS // 3, calls)
+        killed.kill()
+        outcomes = await calls
+        row = await permit_stats(survivors[0].address, "replica-crash")
+    tally = await upstream_tally(upstream.address, "replica-crash")
+    assert tally["violations"] == 0, tally
+    failures = [o for o in outcomes if o is not None]
+    assert failures == []  # a caller of the killed replica retried on another
+    assert tally["served"] == REPLICA_CALLS
+    assert row.calls_total >= REPLICA_CALLS

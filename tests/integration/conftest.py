@@ -21,6 +21,7 @@ from hotspot_core.policy import PermitPolicy
 from hotspot_server.server import PermitServer
 from hotspot_server.settings import Settings
 from tests.redis_server import RedisServer, redis_server_missing
+from tests.replicas import REPLICAS, replicas_backend, round_robin_channel
 
 if TYPE_CHECKING:
     from hotspot.v1.permits_pb2_grpc import PermitServiceAsyncStub
@@ -50,7 +51,6 @@ StartServer = Callable[..., Awaitable[Harness]]
 MEMORY = "memory"
 REDIS_REPLICAS = "3 replicas on redis"
 DEPLOYMENTS = [MEMORY, REDIS_REPLICAS]
-REPLICAS = 3
 
 
 @pytest.fixture
@@ -68,9 +68,7 @@ async def start_server(
             if missing:
                 pytest.skip(missing)
             redis = stack.enter_context(RedisServer(tmp_path / "redis"))
-            # The suite shares two cores with everything else CI runs: the default 0.1 s call
-            # timeout would fail calls a busy machine only delays (tests/redis tests it).
-            backend_url, replicas = redis.url + "?timeout=1", REPLICAS
+            backend_url, replicas = replicas_backend(redis), REPLICAS
 
         async def start(grace: float = 1.0, **policy: float) -> Harness:
             settings = Settings(
@@ -85,10 +83,7 @@ async def start_server(
             if replicas == 1:
                 channel = grpc.aio.insecure_channel(f"127.0.0.1:{servers[0].port}")
             else:  # the client spreads its calls over the replicas
-                addresses = ",".join(f"127.0.0.1:{s.port}" for s in servers)
-                channel = grpc.aio.insecure_channel(
-                    f"ipv4:{addresses}", options=[("grpc.lb_policy_name", "round_robin")]
-                )
+                channel = round_robin_channel([f"127.0.0.1:{s.port}" for s in servers])
             stub = permits_pb2_grpc.PermitServiceStub(channel)
             harness = Harness(servers[0], channel, stub)
             harness.replicas = servers

@@ -3,8 +3,8 @@
 Three replica processes on one redis-server, one on the true clock, one 5 minutes ahead and one
 5 minutes behind (libfaketime preloaded; each one's log shows its clock), share one exact window
 and one FIFO queue, and what they answer (grant and lease times, waits, retry-after, estimated
-waits) is read from Redis's clock, not theirs. The e2e upstream test runs its burst through such
-replicas too (tests/e2e/test_upstream_exact.py).
+waits, pauses) is read from Redis's clock, not theirs. The e2e upstream test runs its burst
+through such replicas too (tests/e2e/test_upstream_exact.py).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import time
 
 import grpc
 import pytest
+from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from hotspot.v1 import permits_pb2 as pb
@@ -27,7 +28,7 @@ from tests.replicas import SKEWED_CLOCKS, replicas_backend
 
 pytestmark = pytest.mark.slow
 
-LIMIT, WINDOW, LEASE = 2, 1.0, 5.0
+LIMIT, WINDOW, LEASE, PAUSE = 2, 1.0, 5.0, 2
 WAITERS = 6
 CLOCK_SLACK = 10.0
 """How far from our clock a time Redis answered may be on a busy machine (a leak: 300 s)."""
@@ -70,6 +71,23 @@ async def test_replicas_minutes_apart_share_one_window_one_queue_and_one_clock(
             assert error.retry_delay is not None
             assert 0 < error.retry_delay <= WINDOW
             assert 0 < int(error.metadata["estimated_wait_ms"]) / 1000 <= WINDOW
+
+        # A pause the upstream asked for (a 429, retry after 2 s), reported through the replica
+        # behind, lasts 2 s of Redis's time, as the replica ahead tells it.
+        before = time.time()
+        grant = await true.Acquire(pb.AcquireRequest(fixture_id="paused"))
+        await behind.Release(
+            pb.ReleaseRequest(
+                permit_id=grant.permit_id,
+                outcome=pb.OUTCOME_UPSTREAM_RATE_LIMITED,
+                upstream_retry_after=Duration(seconds=PAUSE),
+            )
+        )
+        error = await refused(ahead.Acquire(pb.AcquireRequest(fixture_id="paused"), timeout=0.1))
+        assert error.reason == "WAIT_TOO_LONG", error
+        assert 0 < int(error.metadata["paused_for_ms"]) / 1000 <= PAUSE
+        paused_until = seconds((await permit_stats(fleet[1].address, "paused")).paused_until)
+        assert before + PAUSE - CLOCK_SLACK < paused_until < time.time() + PAUSE + CLOCK_SLACK
 
         # Another fixture's window is held by two permits while waiters arrive in turn on the
         # three replicas, each queued before the next comes, each with a 10 s deadline (a

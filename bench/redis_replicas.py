@@ -19,7 +19,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import grpc
 import redis
 
 from bench.server_process import ServerProcess
@@ -27,6 +26,7 @@ from bench.stats import percentile
 from hotspot.v1 import permits_pb2 as pb
 from hotspot.v1 import permits_pb2_grpc
 from tests.redis_server import RedisServer
+from tests.replicas import round_robin_channel
 
 CONCURRENCY = 16
 REPLICAS = (1, 2, 3)
@@ -71,12 +71,10 @@ def _counters(url: str) -> tuple[int, int]:
 
 async def _phase(targets: list[str], seconds: float) -> tuple[int, float, list[float], list[float]]:
     """Closed loops of Acquire then Release; returns pairs, elapsed and both latencies."""
-    addresses = ",".join(targets)
-    options = [("grpc.lb_policy_name", "round_robin")]
     acquires: list[float] = []
     releases: list[float] = []
     fixtures = itertools.cycle([f"bench-{i}" for i in range(20_000)])
-    async with grpc.aio.insecure_channel(f"ipv4:{addresses}", options=options) as channel:
+    async with round_robin_channel(targets) as channel:
         stub = permits_pb2_grpc.PermitServiceStub(channel)
         # Warm up every replica's connections and scripts before timing.
         for _ in range(3 * len(targets)):

@@ -22,6 +22,7 @@ from bench import (
     full_budget,
     grpc_throughput,
     overflow_burst,
+    redis_failover,
     redis_replicas,
     stats_scale,
     stream_throughput,
@@ -667,6 +668,7 @@ async def main(argv: Sequence[str] | None = None) -> None:
         ("h", lambda: section_h(summary)),
         ("i", lambda: section_i(args.seconds * 2, summary)),
         ("r", lambda: redis_replicas.section(args.seconds, summary)),
+        ("s", lambda: redis_failover.section(summary)),
         ("j", lambda: section_j(60.0, summary)),
         ("k", lambda: section_k(summary)),
     ]

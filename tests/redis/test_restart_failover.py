@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 import redis
@@ -22,7 +24,7 @@ import redis
 from hotspot_core.errors import BackendUnavailable, PermitRefused, WaitTooLong
 from hotspot_core.grants import Grant, Outcome
 from hotspot_core.policy import PermitPolicy
-from hotspot_core.stats import StatsSnapshot, StatsView
+from hotspot_core.stats import StatsView
 from hotspot_server.redis_backend import RedisBackend
 from tests.redis.test_failures import LENIENT, eventually
 from tests.redis_server import RedisSentinel, RedisServer, redis_server_missing
@@ -31,6 +33,7 @@ POLICY = PermitPolicy(limit=3, window=1.0, queue=3, lease=2.0, max_wait=5.0)
 VIEW = StatsView(fixture_ids=("f", "p"))
 RESUME_BOUND = 20.0
 """Seconds grants must resume within after the primary dies (generous: not a timing test)."""
+T = TypeVar("T")
 
 
 @pytest.fixture(autouse=True)
@@ -56,15 +59,16 @@ def manual_backend(url: str, clock: Clock) -> RedisBackend:
     )
 
 
-async def _stats_once_redis_answers(backend: RedisBackend, view: StatsView = VIEW) -> StatsSnapshot:
-    """The first stats the backend gets after Redis came back (its breaker probes every 0.5 s)."""
-    deadline = time.monotonic() + 10
+async def once_redis_answers(call: Callable[[], Awaitable[T]]) -> T:
+    """The call's first answer once Redis answers again (after a restart or a failover; the
+    backend's breaker lets a call through every 0.5 s)."""
+    deadline = time.monotonic() + RESUME_BOUND
     while True:
         try:
-            return await backend.stats(view)
+            return await call()
         except BackendUnavailable:
             assert time.monotonic() < deadline, "redis never answered again"
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.05)
 
 
 async def _true(condition: bool) -> bool:
@@ -101,7 +105,7 @@ async def test_aof_restart_keeps_windows_queue_and_pause(tmp_path: Path) -> None
             server.kill()  # a crash: only what the AOF's fsync'd writes hold comes back
             server.start()
 
-            assert await _stats_once_redis_answers(backend) == before
+            assert await once_redis_answers(lambda: backend.stats(VIEW)) == before
             # The grants before the restart still count: the same refusal, the same retry-after.
             assert vars(await _refusal(backend)) == vars(refused_before)
             # And the queue moves on from where it was: a freed slot goes to the waiter.
@@ -124,7 +128,7 @@ async def test_restart_without_persistence_forgets_the_windows(tmp_path: Path) -
             server.kill()
             server.start()
 
-            after = await _stats_once_redis_answers(backend)
+            after = await once_redis_answers(lambda: backend.stats(VIEW))
             assert [(row.calls_total, row.queue_depth) for row in after.fixtures] == [(0, 0)] * 2
             await backend.poll_waiters()
             with pytest.raises(BackendUnavailable, match="place in the queue was lost"):
@@ -146,18 +150,23 @@ class Failover:
 
     @property
     def forgotten(self) -> int:
+        """Answered minus counted: +1 for each grant the new primary never heard of, -1 for
+        each it counts whose answer died with the old primary's connection (that caller was
+        told UNAVAILABLE, so the slot is only wasted)."""
         return self.acknowledged - self.counted
 
 
 @contextlib.contextmanager
-def primary_replica_sentinel(directory: Path) -> Iterator[tuple[RedisServer, RedisSentinel]]:
+def primary_replica_sentinel(
+    directory: Path,
+) -> Iterator[tuple[RedisServer, RedisServer, RedisSentinel]]:
     """A primary, its replica in sync, and one Sentinel that knows both, on loopback."""
     with contextlib.ExitStack() as stack:
         primary = stack.enter_context(RedisServer(directory / "primary"))
         replica = stack.enter_context(RedisServer(directory / "replica", replicaof=primary.port))
         sentinel = stack.enter_context(RedisSentinel(directory / "sentinel", primary.port))
         _wait_for(lambda: _sentinel_sees_replica(sentinel, replica), "sentinel sees the replica")
-        yield primary, sentinel
+        yield primary, replica, sentinel
 
 
 def _sentinel_sees_replica(sentinel: RedisSentinel, replica: RedisServer) -> bool:
@@ -180,7 +189,7 @@ async def kill_primary_while_granting(directory: Path, *, workers: int = 4) -> F
     """Grant as fast as `workers` callers can, kill -9 the primary after some grants, and go
     on until the promoted replica grants; then compare the grants answered with its count."""
     policy = PermitPolicy(limit=100_000, window=1.0, lease=60.0)  # held: every grant counts
-    with primary_replica_sentinel(directory) as (primary, sentinel):
+    with primary_replica_sentinel(directory) as (primary, replica, sentinel):
         backend = RedisBackend(sentinel.url, policy, call_timeout=LENIENT)
         acknowledged = 0
         killed_at: float | None = None
@@ -207,11 +216,19 @@ async def kill_primary_while_granting(directory: Path, *, workers: int = 4) -> F
             await asyncio.wait_for(asyncio.gather(*granting), RESUME_BOUND)
             assert resumed_at is not None
             # Another caller's call may have failed on the old primary just after: its breaker.
-            stats = await _stats_once_redis_answers(backend, StatsView(fixture_ids=("f",)))
+            stats = await once_redis_answers(lambda: backend.stats(StatsView(fixture_ids=("f",))))
             row = stats.fixtures[0]
+            # The subscription followed too: wake-ups are published on the new primary.
+            await eventually(lambda: _subscribed(replica, backend), within=RESUME_BOUND)
             return Failover(acknowledged, row.calls_total, resumed_at - killed_at)
         finally:
             await backend.close()
+
+
+async def _subscribed(server: RedisServer, backend: RedisBackend) -> bool:
+    with redis.Redis(port=server.port, decode_responses=True) as client:
+        [(_, subscribers)] = client.pubsub_numsub(backend._channel)
+    return int(subscribers) == 1
 
 
 async def test_sentinel_failover_grants_resume_on_the_new_primary(tmp_path: Path) -> None:
@@ -223,3 +240,35 @@ async def test_sentinel_failover_grants_resume_on_the_new_primary(tmp_path: Path
     )
     assert result.counted > 0  # the new primary holds the replicated window
     assert result.resumed_after < RESUME_BOUND
+
+
+async def test_a_grant_the_replica_never_received_is_granted_again_after_failover(
+    tmp_path: Path,
+) -> None:
+    """Asynchronous replication's loss, made certain: the replica is cut off (its link killed
+    while it is stopped, so it cannot sync again) before two grants, then the primary dies.
+    The promoted replica never saw them: their slots are granted a second time in the window."""
+    policy = PermitPolicy(limit=3, window=1.0, lease=60.0)
+    with primary_replica_sentinel(tmp_path) as (primary, replica, sentinel):
+        backend = RedisBackend(sentinel.url, policy, call_timeout=LENIENT)
+        try:
+            replicated = await backend.acquire("f")
+            with redis.Redis(port=primary.port) as admin:
+                admin.set("replicated", 1)
+                assert admin.wait(1, 5000) == 1  # the replica holds the first grant
+                assert replica.proc is not None
+                replica.proc.send_signal(signal.SIGSTOP)  # briefly: not long enough to be down
+                try:
+                    admin.client_kill_filter(_type="replica")
+                    unreplicated = [await backend.acquire("f") for _ in range(2)]
+                    primary.kill()
+                finally:
+                    replica.proc.send_signal(signal.SIGCONT)
+            assert [g.remaining for g in (replicated, *unreplicated)] == [2, 1, 0]
+
+            again = await once_redis_answers(lambda: backend.acquire("f"))
+            assert again.remaining == 1  # the new primary counts only the replicated grant
+            assert (await backend.acquire("f")).remaining == 0
+            # 5 grants answered in one window of a limit of 3: the 2 it forgot, granted again.
+        finally:
+            await backend.close()

@@ -6,6 +6,7 @@ import pytest
 
 from hotspot_core.backend import open_backend
 from hotspot_core.policy import PermitPolicy
+from hotspot_server.redis_backend import RedisBackend
 from hotspot_server.redis_backend.connection import SentinelTarget, parse_sentinel_url
 
 
@@ -42,7 +43,9 @@ def test_a_bad_sentinel_url_names_the_form(url: str, why: str) -> None:
 
 
 async def test_the_scheme_is_a_known_backend() -> None:
-    """open_backend hands redis+sentinel:// to the Redis backend (which then finds the URL
-    bad here, rather than calling the scheme unknown)."""
+    """open_backend hands redis+sentinel:// to the Redis backend, `timeout` included."""
     with pytest.raises(ValueError, match="no SERVICE_NAME"):
         open_backend("redis+sentinel://127.0.0.1:1", PermitPolicy())
+    backend = open_backend("redis+sentinel://127.0.0.1:1/svc?timeout=0.5", PermitPolicy())
+    assert isinstance(backend, RedisBackend)
+    await backend.close()

@@ -259,7 +259,7 @@ async def test_a_grant_the_replica_never_received_is_granted_again_after_failove
                 assert replica.proc is not None
                 replica.proc.send_signal(signal.SIGSTOP)  # briefly: not long enough to be down
                 try:
-                    admin.client_kill_filter(_type="replica")
+                    assert admin.client_kill_filter(_type="replica") == 1
                     unreplicated = [await backend.acquire("f") for _ in range(2)]
                     primary.kill()
                 finally:

@@ -123,13 +123,15 @@ def permit_server(
 def permit_replicas(
     backend: str, *flags: str, clocks: Sequence[int] = (0,) * REPLICAS
 ) -> list[ServiceProcess]:
-    """One permit server per entry of `clocks` on one shared `backend`; a non-zero entry sets
-    that replica's wall clock off by so many seconds, checked in its log before it is used."""
+    """One permit server per entry of `clocks` on one shared `backend`, with its HTTP side
+    (metrics_url); a non-zero entry sets that replica's wall clock off by so many seconds,
+    checked in its log before it is used."""
+    argv = ("--backend", backend, "--http", "127.0.0.1:0", *flags)
     replicas: list[ServiceProcess] = []
     try:
         for offset in clocks:
             env = clock_off_by(offset) if offset else None
-            replicas.append(replica := permit_server("--backend", backend, *flags, env=env))
+            replicas.append(replica := permit_server(*argv, env=env))
             seen = wall_clock_offset(replica)
             assert abs(seen - offset) < CLOCK_SLACK, f"clock off by {seen:.1f}s, not {offset}s"
     except BaseException:
@@ -148,6 +150,12 @@ def clock_off_by(seconds: int) -> dict[str, str]:
     clock would be: libfaketime preloaded, the monotonic clock left true."""
     _, preload = libfaketime.get_reload_information()
     return {**preload, "DONT_FAKE_MONOTONIC": "1", "FAKETIME": f"{seconds:+d}"}
+
+
+def metrics_url(process: ServiceProcess) -> str:
+    """The /metrics of a permit server started with an HTTP side, from its ready line."""
+    match = next(filter(None, (re.search(r"HTTP on (http://[\d.]+:\d+)", x) for x in process.log)))
+    return match.group(1) + "/metrics"
 
 
 def wall_clock_offset(process: ServiceProcess) -> float:

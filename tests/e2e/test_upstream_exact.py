@@ -15,23 +15,33 @@ import contextlib
 import signal
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any, cast
 
+import grpc
 import httpx
 import pytest
 
 from hotspot_client import PermitClient, PermitError
 from hotspot_client.optic_odds import OpticOddsClient, OpticOddsError
+from tests.client.conftest import CallRecorder
 from tests.e2e.processes import (
     API_KEY,
     ServiceProcess,
     fake_optic_odds,
+    metrics_url,
     permit_replicas,
     permit_server,
 )
 from tests.e2e.readings import permit_stats, upstream_tally
 from tests.integration.test_process import free_port
 from tests.redis_server import RedisServer, redis_server_missing
-from tests.replicas import REPLICAS, SKEWED_CLOCKS, replicas_backend, round_robin_channel
+from tests.replicas import (
+    REPLICAS,
+    SKEWED_CLOCKS,
+    replicas_backend,
+    round_robin_channel,
+    until_every_replica_answered,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -40,8 +50,9 @@ WINDOW = "0.5s"
 CALLS = 300
 LATENCY = "150ms"
 POOL = 4
-REPLICA_CALLS = 50
-"""Calls of a burst through replicas: fewer, for the suite's time (each burst here is ~10 s)."""
+REPLICA_CALLS = 40
+"""Calls of a burst through replicas: fewer, for the suite's time (a call there takes longer:
+a grant on one replica for a release on another is a message and a poll away)."""
 POLICY = ("--limit", str(LIMIT), "--window", WINDOW, "--queue", str(CALLS))
 
 
@@ -78,25 +89,30 @@ def replicas_on_redis(directory: Path, clocks: Sequence[int]) -> Iterator[list[S
 
 
 async def burst(
-    targets: Sequence[str], upstream_url: str, fixture_id: str, calls: int = CALLS
+    servers: str | Sequence[ServiceProcess],
+    upstream_url: str,
+    fixture_id: str,
+    calls: int = CALLS,
+    interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
 ) -> list[BaseException | None]:
-    """`calls` odds calls on one fixture at once, through a pool of POOL connections. Over
-    several replicas each Acquire and Release goes to the next one (unary calls: a stream would
-    keep to the replica it opened on)."""
+    """`calls` odds calls on one fixture at once, through a pool of POOL connections. `servers`:
+    one server's address, or replicas (permit_replicas) over which each Acquire and Release goes
+    to the next one (unary calls: a stream would keep to the replica it opened on), through
+    `interceptors`."""
     pool = httpx.AsyncClient(limits=httpx.Limits(max_connections=POOL), timeout=60)
-    channel = round_robin_channel(targets) if len(targets) > 1 else None
-    permit_client = (
-        PermitClient(targets[0])
-        if channel is None
-        else PermitClient(channel=channel, streaming=False)
-    )
-    async with (
-        permit_client as client,
-        OpticOddsClient(
-            client, api_key=API_KEY, base_url=upstream_url, http=pool, max_wait=60
-        ) as optic_odds,
-        pool,
-    ):
+    async with contextlib.AsyncExitStack() as stack:
+        if isinstance(servers, str):
+            client = PermitClient(servers)
+        else:
+            channel = round_robin_channel([replica.address for replica in servers], interceptors)
+            await stack.enter_async_context(channel)
+            await until_every_replica_answered(channel, [metrics_url(r) for r in servers])
+            client = PermitClient(channel=channel, streaming=False)
+        await stack.enter_async_context(client)
+        optic_odds = await stack.enter_async_context(
+            OpticOddsClient(client, api_key=API_KEY, base_url=upstream_url, http=pool, max_wait=60)
+        )
+        await stack.enter_async_context(pool)
 
         async def call() -> BaseException | None:
             try:
@@ -105,11 +121,7 @@ async def burst(
                 return error
             return None
 
-        try:
-            return await asyncio.gather(*(call() for _ in range(calls)))
-        finally:
-            if channel is not None:
-                await channel.close(None)
+        return await asyncio.gather(*(call() for _ in range(calls)))
 
 
 async def until_served(
@@ -138,9 +150,9 @@ async def test_a_slow_upstream_behind_a_small_pool_sees_no_more_than_the_limit(
             stack.callback(fleet[0].stop)
         else:
             fleet = stack.enter_context(replicas_on_redis(tmp_path / "redis", clocks))
-        targets = [server.address for server in fleet]
-        outcomes = await burst(targets, upstream.address, fixture_id, calls)
-        row = await permit_stats(targets[-1], fixture_id)
+        servers = fleet[0].address if clocks is None else fleet
+        outcomes = await burst(servers, upstream.address, fixture_id, calls)
+        row = await permit_stats(fleet[-1].address, fixture_id)
     assert [o for o in outcomes if o is not None] == []
     tally = await upstream_tally(upstream.address, fixture_id)
     assert tally["served"] == calls
@@ -155,7 +167,7 @@ async def test_a_permit_server_killed_mid_burst_restarts_with_its_windows(
     listen = f"127.0.0.1:{free_port()}"
     state = tmp_path / "state"
     server = permits(state, listen)
-    calls = asyncio.create_task(burst([listen], upstream.address, "exact-crash"))
+    calls = asyncio.create_task(burst(listen, upstream.address, "exact-crash"))
     try:
         await until_served(upstream, "exact-crash", CALLS // 3, calls)
         server.proc.send_signal(signal.SIGKILL)
@@ -187,9 +199,9 @@ async def test_a_replica_killed_mid_burst_leaves_the_others_exact(
     the queue with their ticket lease, its grants end with their leases)."""
     with replicas_on_redis(tmp_path / "redis", (0,) * REPLICAS) as fleet:
         killed, *survivors = fleet
-        targets = [replica.address for replica in fleet]
+        recorder = CallRecorder()
         calls = asyncio.create_task(
-            burst(targets, upstream.address, "replica-crash", REPLICA_CALLS)
+            burst(fleet, upstream.address, "replica-crash", REPLICA_CALLS, [cast(Any, recorder)])
         )
         await until_served(upstream, "replica-crash", REPLICA_CALLS // 3, calls)
         killed.kill()
@@ -197,7 +209,8 @@ async def test_a_replica_killed_mid_burst_leaves_the_others_exact(
         row = await permit_stats(survivors[0].address, "replica-crash")
     tally = await upstream_tally(upstream.address, "replica-crash")
     assert tally["violations"] == 0, tally
-    failures = [o for o in outcomes if o is not None]
-    assert failures == []  # a caller of the killed replica retried on another
+    # Callers were waiting on the killed replica (UNAVAILABLE), and retried on the others.
+    assert recorder.attempts("Acquire") > REPLICA_CALLS
+    assert [o for o in outcomes if o is not None] == []
     assert tally["served"] == REPLICA_CALLS
     assert row.calls_total >= REPLICA_CALLS

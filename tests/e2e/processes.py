@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -127,18 +128,30 @@ def permit_replicas(
     (metrics_url); a non-zero entry sets that replica's wall clock off by so many seconds,
     checked in its log before it is used."""
     argv = ("--backend", backend, "--http", "127.0.0.1:0", *flags)
-    replicas: list[ServiceProcess] = []
+    with ThreadPoolExecutor(len(clocks)) as threads:  # their start-ups overlap
+        starts = [
+            threads.submit(permit_server, *argv, env=clock_off_by(offset) if offset else None)
+            for offset in clocks
+        ]
+    replicas = [start.result() for start in starts if start.exception() is None]
     try:
-        for offset in clocks:
-            env = clock_off_by(offset) if offset else None
-            replicas.append(replica := permit_server(*argv, env=env))
-            seen = wall_clock_offset(replica)
+        for start, offset in zip(starts, clocks, strict=True):
+            seen = wall_clock_offset(start.result())
             assert abs(seen - offset) < CLOCK_SLACK, f"clock off by {seen:.1f}s, not {offset}s"
     except BaseException:
         for replica in replicas:
             replica.kill()
         raise
     return replicas
+
+
+def stop_all(processes: Sequence[ServiceProcess]) -> None:
+    """SIGTERM to every process at once, then wait for each: their shutdowns overlap."""
+    for process in processes:
+        if process.proc.poll() is None:
+            process.proc.send_signal(signal.SIGTERM)
+    for process in processes:
+        process.stop()
 
 
 CLOCK_SLACK = 30.0

@@ -31,6 +31,7 @@ from tests.e2e.processes import (
     metrics_url,
     permit_replicas,
     permit_server,
+    stop_all,
 )
 from tests.e2e.readings import permit_stats, upstream_tally
 from tests.integration.test_process import free_port
@@ -84,8 +85,7 @@ def replicas_on_redis(directory: Path, clocks: Sequence[int]) -> Iterator[list[S
         try:
             yield fleet
         finally:
-            for replica in fleet:
-                replica.stop()
+            stop_all(fleet)
 
 
 async def burst(

@@ -19,7 +19,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from hotspot.v1 import permits_pb2 as pb
 from hotspot.v1 import permits_pb2_grpc
-from tests.e2e.processes import permit_replicas
+from tests.e2e.processes import permit_replicas, stop_all
 from tests.e2e.readings import permit_stats
 from tests.integration.test_grpc_permits import refused
 from tests.redis.test_failures import eventually
@@ -112,8 +112,7 @@ async def test_replicas_minutes_apart_share_one_window_one_queue_and_one_clock(
     finally:
         for channel in channels:
             await channel.close(None)
-        for replica in fleet:
-            replica.stop()
+        stop_all(fleet)
 
     # FIFO: granted in the order they arrived, whichever replica each called.
     assert [g.queue_position for g in granted] == list(range(1, WAITERS + 1))

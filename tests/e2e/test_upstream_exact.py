@@ -99,8 +99,10 @@ async def burst(
     one server's address, or replicas (permit_replicas) over which each Acquire and Release goes
     to the next one (unary calls: a stream would keep to the replica it opened on), through
     `interceptors`."""
-    pool = httpx.AsyncClient(limits=httpx.Limits(max_connections=POOL), timeout=60)
     async with contextlib.AsyncExitStack() as stack:
+        pool = await stack.enter_async_context(
+            httpx.AsyncClient(limits=httpx.Limits(max_connections=POOL), timeout=60)
+        )
         if isinstance(servers, str):
             client = PermitClient(servers)
         else:
@@ -112,7 +114,6 @@ async def burst(
         optic_odds = await stack.enter_async_context(
             OpticOddsClient(client, api_key=API_KEY, base_url=upstream_url, http=pool, max_wait=60)
         )
-        await stack.enter_async_context(pool)
 
         async def call() -> BaseException | None:
             try:

@@ -23,6 +23,7 @@ from typing import Self
 import pytest
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+REDIS_CLI = shutil.which("redis-cli") or "/usr/bin/redis-cli"
 START_TIMEOUT = 10.0
 
 
@@ -39,9 +40,32 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class RedisServer:
+class _StartedInside:
+    """`with` starts it and stops it after, however the block ends."""
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class RedisServer(_StartedInside):
     """One redis-server process; `appendonly` keeps an AOF in `directory` (fsync always);
-    `replicaof` makes it a replica of the redis-server on that loopback port."""
+    `replicaof` makes it a replica of the redis-server on that loopback port; `cluster` makes
+    it a Redis Cluster node (RedisClusterNodes joins them)."""
 
     def __init__(
         self,
@@ -50,11 +74,13 @@ class RedisServer:
         port: int | None = None,
         appendonly: bool = False,
         replicaof: int | None = None,
+        cluster: bool = False,
     ) -> None:
         self.directory = directory
         self.port = port or _free_port()
         self.appendonly = appendonly
         self.replicaof = replicaof
+        self.cluster = cluster
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -75,6 +101,10 @@ class RedisServer:
             argv += ["--appendonly", "yes", "--appendfsync", "always"]
         if self.replicaof is not None:
             argv += ["--replicaof", "127.0.0.1", str(self.replicaof)]
+        if self.cluster:
+            argv += ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]
+            # Its bus port free too (port + 10000 by default, maybe taken or above 65535).
+            argv += ["--cluster-port", str(_free_port())]
         self._spawn(argv)
 
     def _spawn(self, argv: list[str]) -> None:
@@ -117,18 +147,6 @@ class RedisServer:
             self.proc.wait()
             self.proc = None
 
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
 
 class RedisSentinel(RedisServer):
     """One Sentinel (redis-server --sentinel) watching the primary on `primary_port` as
@@ -165,6 +183,56 @@ class RedisSentinel(RedisServer):
             f"sentinel failover-timeout {self.service} {self.failover_timeout_ms}\n"
         )
         self._spawn([REDIS_SERVER, str(config), "--sentinel"])
+
+
+class RedisClusterNodes(_StartedInside):
+    """`count` redis-server processes joined into one Redis Cluster on loopback (redis-cli
+    --cluster create), no replicas: each primary serves an equal share of the 16384 slots."""
+
+    def __init__(self, directory: Path, count: int = 3) -> None:
+        self.nodes = [RedisServer(directory / f"node{i}", cluster=True) for i in range(count)]
+
+    @property
+    def url(self) -> str:
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{node.port}" for node in self.nodes)
+
+    def start(self) -> None:
+        for node in self.nodes:
+            node.start()
+        addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
+        create = [REDIS_CLI, "--cluster", "create", *addresses, "--cluster-replicas", "0"]
+        subprocess.run(
+            [*create, "--cluster-yes"], check=True, capture_output=True, timeout=START_TIMEOUT
+        )
+        deadline = time.monotonic() + START_TIMEOUT
+        while not all(self._serves_every_slot(node) for node in self.nodes):
+            if time.monotonic() > deadline:
+                self.stop()
+                raise AssertionError("the Redis Cluster never reached cluster_state:ok")
+            time.sleep(0.05)
+
+    def _serves_every_slot(self, node: RedisServer) -> bool:
+        info = subprocess.run(
+            [REDIS_CLI, "-p", str(node.port), "cluster", "info"],
+            capture_output=True,
+            text=True,
+            timeout=START_TIMEOUT,
+        )
+        return "cluster_state:ok" in info.stdout
+
+    def flush(self) -> None:
+        """Empty every node (a test's fresh start on a Cluster shared by a module)."""
+        for node in self.nodes:
+            subprocess.run(
+                [REDIS_CLI, "-p", str(node.port), "flushall"],
+                check=True,
+                capture_output=True,
+                timeout=START_TIMEOUT,
+            )
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
 
 
 @pytest.fixture

@@ -128,6 +128,8 @@ _FACTORIES: dict[str, BackendFactory] = {
     "redis": _redis,
     "rediss": _redis,
     "redis+sentinel": _redis,
+    "redis+cluster": _redis,
+    "rediss+cluster": _redis,
 }
 
 

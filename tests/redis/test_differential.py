@@ -10,7 +10,7 @@ import itertools
 import math
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
@@ -21,7 +21,8 @@ from hotspot_core.memory import MemoryBackend
 from hotspot_core.policy import PermitPolicy
 from hotspot_core.stats import StatsView
 from hotspot_server.redis_backend import RedisBackend
-from tests.redis_server import RedisServer
+from hotspot_server.redis_backend.keys import CLUSTER_SHARDS, KeyLayout
+from tests.redis_server import RedisClusterNodes, RedisServer
 
 POLICY = PermitPolicy(
     limit=3,
@@ -36,8 +37,12 @@ POLICY = PermitPolicy(
     alert_ratio=0.6,
 )
 FIXTURES = ("a", "b", "c", "d")
+ONE_SHARD = tuple(f"m{i}" for i in range(200) if KeyLayout(CLUSTER_SHARDS).shard_of(f"m{i}") == 0)[
+    :4
+]
 CALLERS = ("", "x", "y")
 SEEDS = 40
+CLUSTER_SEEDS = 6
 STEPS = 70
 
 
@@ -102,6 +107,7 @@ class Run:
     clock: ManualClock
     memory: MemoryBackend
     redis: RedisBackend
+    fixtures: tuple[str, ...] = FIXTURES
     pairs: list[Pair] = field(default_factory=list)
     log: list[str] = field(default_factory=list)
 
@@ -156,7 +162,7 @@ def outcome(task: asyncio.Task[Grant]) -> tuple[Any, ...]:
 
 
 async def compare_state(run: Run) -> None:
-    view = StatsView(fixture_ids=FIXTURES)
+    view = StatsView(fixture_ids=run.fixtures)
     memory, redis = await run.memory.stats(view), await run.redis.stats(view)
 
     def rows(snapshot: Any) -> list[tuple[Any, ...]]:
@@ -187,7 +193,7 @@ async def compare_state(run: Run) -> None:
 async def step(run: Run, rng: random.Random) -> None:
     op = rng.choices(["acquire", "release", "cancel", "advance"], weights=[5, 4, 1, 3])[0]
     if op == "acquire":
-        fixture_id, caller = rng.choice(FIXTURES), rng.choice(CALLERS)
+        fixture_id, caller = rng.choice(run.fixtures), rng.choice(CALLERS)
         budget = rng.choice([0.0, 0.4, 1.5, 3.0, math.inf])
         # A few request ids come back: a request id in flight gets its grant again.
         request_id = rng.choice(["", "", "", "r1", "r2"])
@@ -259,18 +265,39 @@ def shared_redis(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 @pytest.mark.parametrize("seed", range(SEEDS))
 async def test_redis_backend_agrees_with_memory(shared_redis: RedisServer, seed: int) -> None:
+    await agree(shared_redis.url, seed)
+
+
+@pytest.mark.parametrize("seed", range(CLUSTER_SEEDS))
+async def test_redis_cluster_backend_agrees_with_memory(
+    redis_cluster: RedisClusterNodes, seed: int
+) -> None:
+    """The same on a three-node Cluster, its fixtures split into CLUSTER_SHARDS shards. The
+    fixtures here share one shard, as the fleet-wide rules (max_fixtures, per-caller caps, the
+    server-wide hold) are the shard's in a Cluster (README); the other shards stay empty but
+    are merged into every overview, and the shard is on one node among three."""
+    redis_cluster.flush()
+    await agree(redis_cluster.url, seed, ONE_SHARD, shards=CLUSTER_SHARDS)
+
+
+async def agree(
+    url: str, seed: int, fixtures: tuple[str, ...] = FIXTURES, *, shards: int = 1
+) -> None:
+    """One random sequence of SEED's on both backends, compared after every step."""
     clock = ManualClock()
     memory = MemoryBackend(POLICY, clock=clock)
     redis = RedisBackend(
-        shared_redis.url,
-        POLICY,
+        url,
+        # Each shard tracks max_fixtures / shards: the shard these fixtures share, POLICY's.
+        replace(POLICY, max_fixtures=POLICY.max_fixtures * shards),
         now=clock.monotonic,
         call_timeout=2.0,
         ticket_lease=math.inf,
         background=False,
+        shards=shards,
     )
     await redis._redis.flushall()
-    run = Run(clock, memory, redis)
+    run = Run(clock, memory, redis, fixtures)
     rng = random.Random(seed)
     try:
         for _ in range(STEPS):

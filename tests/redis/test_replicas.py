@@ -19,9 +19,9 @@ from tests.redis.test_failures import LENIENT
 from tests.redis_server import RedisServer
 
 
-async def until_queued(backend: RedisBackend) -> None:
-    """Until the backend's caller holds a ticket (nothing to wait on but the count)."""
-    while backend.waiters_here() == 0:  # noqa: ASYNC110
+async def until_queued(backend: RedisBackend, count: int = 1) -> None:
+    """Until the backend's callers hold `count` tickets (nothing to wait on but the count)."""
+    while backend.waiters_here() < count:  # noqa: ASYNC110
         await asyncio.sleep(0.01)
 
 
@@ -101,18 +101,25 @@ async def test_three_replicas_never_let_more_than_the_limit_into_a_window(
 
     try:
         await asyncio.gather(*(call(replicas[i % 3]) for i in range(24)))
-        for granted_at, _ in spans:
-            holding = sum(1 for start, end in spans if start <= granted_at < end)
-            assert holding <= policy.limit
-        # The load really was over the limit: the grants took several windows.
-        first = min(start for start, _ in spans)
-        last = max(start for start, _ in spans)
-        assert last - first > 4 * policy.window
+        assert_never_over_the_limit(spans, policy, windows=4)
         stats = await replicas[0].stats(StatsView(fixture_ids=("hot",)))
         assert (stats.totals.calls_total, stats.totals.in_flight) == (24, 0)
     finally:
         for replica in replicas:
             await replica.close()
+
+
+def assert_never_over_the_limit(
+    spans: list[tuple[float, float]], policy: PermitPolicy, *, windows: int
+) -> None:
+    """No grant saw more than the limit holding (each span: grant to release + window), and the
+    load really was over the limit: the grants took more than `windows` windows."""
+    for granted_at, _ in spans:
+        holding = sum(1 for start, end in spans if start <= granted_at < end)
+        assert holding <= policy.limit
+    first = min(start for start, _ in spans)
+    last = max(start for start, _ in spans)
+    assert last - first > windows * policy.window
 
 
 async def test_one_replicas_concurrent_callers_are_served_in_the_order_they_came(

@@ -29,7 +29,14 @@ from dataclasses import replace
 from importlib import resources
 from typing import Any
 
+from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
+from redis.exceptions import (
+    ClusterError,
+    NoScriptError,
+    RedisClusterException,
+    SlotNotCoveredError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -74,6 +81,17 @@ SWEEP_BATCH = 200
 RANKING_SLACK = 50
 """Candidates looked at beyond top_n: the stored heat is as of each fixture's last change."""
 ALERT_CHANNEL = "hotspot:alerts"
+UNREACHABLE = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    OSError,
+    TimeoutError,
+    ClusterError,  # a Cluster's slots not all served (a node is down, no replica took over)
+    SlotNotCoveredError,
+    RedisClusterException,  # none of the startup nodes answers
+)
+CLUSTER_CALLS_AT_ONCE = 16
+"""Scripts one replica runs at once for a batch (a sweep, a stats tick) on a Cluster."""
 _REQUEST = "\0request:"
 """Marks the permit of a request id (see permit_for_request): never a real permit id."""
 
@@ -151,6 +169,8 @@ class RedisBackend:
             for name in ("acquire", "release", "poll", "leave", "overview")
         }
         self._breaker = CircuitBreaker()
+        self._cluster_calls = asyncio.Semaphore(CLUSTER_CALLS_AT_ONCE)
+        self._learning: asyncio.Task[Any] | None = None
         self._warming_board = RedisWarmingBoard(self._redis, self._call, now)
         self._ticket_lease = ticket_lease
         self._background = background
@@ -212,8 +232,12 @@ class RedisBackend:
             raise
         try:
             async with asyncio.timeout(self._call_timeout * 2):
+                if isinstance(self._redis, RedisCluster):
+                    await self._slot_map(self._redis)
                 result = await call
-        except (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError) as error:
+        except UNREACHABLE as error:
+            if inspect.iscoroutine(call):
+                call.close()  # not sent, if the slot map came too late; else a no-op
             why = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
             if self._breaker.why is None:
                 logger.error(
@@ -228,6 +252,15 @@ class RedisBackend:
         self._breaker.succeeded()
         return result
 
+    def _slot_map(self, cluster: RedisCluster) -> Awaitable[Any]:
+        """The Cluster's slot map, learned (at the first call, again after a node failed) by
+        one task for every call: redis-py's concurrent calls would each start learning it and
+        reset one another's connections, and a call's timeout must not cancel the learning,
+        which would start over at the next call. Known already, the task returns at once."""
+        if self._learning is None or self._learning.done():
+            self._learning = self._spawn(cluster.initialize())
+        return asyncio.shield(self._learning)
+
     async def _run(self, name: str, fixture_id: str, args: Iterable[str]) -> Reply:
         script: AsyncScript = self._scripts[name]
         raw = await self._call(
@@ -236,19 +269,56 @@ class RedisBackend:
         return self._read(fixture_id, raw)
 
     async def _poll_many(self, fixture_ids: Sequence[str]) -> list[Reply]:
-        """Settle many fixtures (and read their rows) in one round trip."""
-        if not fixture_ids:
-            return []
-        script: AsyncScript = self._scripts["poll"]
-        pipe = self._redis.pipeline(transaction=False)
-        for fixture_id in fixture_ids:
-            await script(
-                keys=self._keys.script_keys(fixture_id),
-                args=self._argv(fixture_id, []),
-                client=pipe,
-            )
-        raws = await self._call(pipe.execute())
+        """Settle many fixtures (and read their rows) in one round trip (per Cluster node)."""
+        raws = await self._run_many(
+            [("poll", self._keys.script_keys(f), self._argv(f, [])) for f in fixture_ids]
+        )
         return [self._read(f, raw) for f, raw in zip(fixture_ids, raws, strict=True)]
+
+    async def _run_many(self, calls: Sequence[tuple[str, list[str], list[str]]]) -> list[Any]:
+        """Run scripts (name, keys, args) in one pipeline. A node that does not know a script
+        (it restarted, or no call has loaded it there yet) is sent them all, and only the calls
+        it refused run again: a poll that ran once must not run twice (it hands out answers)."""
+        if not calls:
+            return []
+        if isinstance(self._redis, RedisCluster):
+            concurrently: list[Any] = await self._call(self._run_concurrently(calls))
+            return concurrently
+        results: list[Any] = [None] * len(calls)
+        todo = list(range(len(calls)))
+        for attempt in range(2):
+            pipe = self._redis.pipeline(transaction=False)
+            for i in todo:
+                name, keys, args = calls[i]
+                pipe.evalsha(self._scripts[name].sha, len(keys), *keys, *args)
+            replies = await self._call(pipe.execute(raise_on_error=False))
+            missing = []
+            for i, reply in zip(todo, replies, strict=True):
+                if isinstance(reply, NoScriptError) and attempt == 0:
+                    missing.append(i)
+                elif isinstance(reply, Exception):
+                    raise reply
+                else:
+                    results[i] = reply
+            if not missing:
+                break
+            for script in self._scripts.values():
+                await self._call(self._redis.script_load(script.script))
+            todo = missing
+        return results
+
+    async def _run_concurrently(
+        self, calls: Sequence[tuple[str, list[str], list[str]]]
+    ) -> list[Any]:
+        """A Cluster's pipeline refuses scripts (redis-py): the calls go one per connection
+        instead, at most CLUSTER_CALLS_AT_ONCE at a time."""
+
+        async def run(name: str, keys: list[str], args: list[str]) -> Any:
+            async with self._cluster_calls:
+                return await self._scripts[name](keys=keys, args=args)
+
+        results: list[Any] = await asyncio.gather(*(run(*call) for call in calls))
+        return results
 
     def _argv(self, fixture_id: str, args: Iterable[str]) -> list[str]:
         now = "" if self._now is None else _fmt(self._now())
@@ -552,12 +622,12 @@ class RedisBackend:
 
     async def _overview(self, candidates: int) -> Reply:
         """The fleet's overview: every shard's, merged (one round trip per node)."""
-        script: AsyncScript = self._scripts["overview"]
         argv = self._argv("", [str(candidates), str(SWEEP_BATCH)])
-        pipe = self._redis.pipeline(transaction=False)
-        for shard in range(self._keys.shards):
-            await script(keys=self._keys.shard_script_keys(shard), args=argv, client=pipe)
-        shards: list[Reply] = [json.loads(raw) for raw in await self._call(pipe.execute())]
+        calls = [
+            ("overview", self._keys.shard_script_keys(shard), argv)
+            for shard in range(self._keys.shards)
+        ]
+        shards: list[Reply] = [json.loads(raw) for raw in await self._run_many(calls)]
         heat = [
             (float(hottest[i + 1]), hottest[i])
             for reply in shards

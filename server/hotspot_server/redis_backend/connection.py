@@ -9,15 +9,25 @@ from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
 
 SENTINEL_PORT = 26379
+CLUSTER_PORT = 6379
+CLUSTER_FORM = (
+    "redis+cluster://[USER:PASSWORD@]HOST[:PORT][,HOST[:PORT]...][?timeout=SECONDS&shards=N]"
+    " (rediss+cluster:// for TLS)"
+)
 SENTINEL_FORM = (
     "redis+sentinel://[USER:PASSWORD@]HOST[:PORT][,HOST[:PORT]...]/SERVICE_NAME[/DB]"
     "[?sentinel_password=...]"
 )
+
+
+Client = aioredis.Redis | RedisCluster
+"""One node's client, or a Cluster's (same commands, each sent to the node of its keys)."""
 
 
 class Clients:
@@ -27,7 +37,7 @@ class Clients:
 
     def __init__(
         self,
-        commands: aioredis.Redis,
+        commands: Client,
         pubsub: aioredis.Redis,
         also_close: Sequence[Callable[[], Awaitable[None]]] = (),
     ) -> None:
@@ -143,10 +153,57 @@ def _address(
     return host, int(port)
 
 
+def _cluster(url: str, call_timeout: float) -> Clients:
+    """`redis+cluster://` (`rediss+cluster://` for TLS): a Redis Cluster, found from any of its
+    nodes. redis-py's RedisCluster sends each script to the node serving its keys' slot (all of
+    one shard's, see keys.py) and follows the Cluster when slots move. The subscription is on
+    the first node given: the scripts PUBLISH, which a Cluster delivers to subscribers on
+    every node (while that node is down, the backend's timers find every answer)."""
+    nodes, options = parse_cluster_url(url)
+    startup = [ClusterNode(host, port) for host, port in nodes]
+    (host, port), *_ = nodes
+    return Clients(
+        RedisCluster(startup_nodes=startup, **_command_options(call_timeout), **options),
+        aioredis.Redis(
+            host=host,
+            port=port,
+            socket_connect_timeout=call_timeout,
+            decode_responses=True,
+            **options,
+        ),
+    )
+
+
+def parse_cluster_url(url: str) -> tuple[list[tuple[str, int]], dict[str, Any]]:
+    """The startup nodes and the client options (credentials, TLS) of a `redis+cluster://`
+    URL; ValueError naming the form for anything else."""
+
+    def bad(why: str) -> ValueError:
+        return ValueError(f"{why} in {url!r}; the form is {CLUSTER_FORM}")
+
+    parts = urlsplit(url)
+    userinfo, _, hosts = parts.netloc.rpartition("@")
+    options: dict[str, Any] = {"ssl": parts.scheme == "rediss+cluster"}
+    if userinfo:
+        user, has_password, password = userinfo.partition(":")
+        if user:
+            options["username"] = unquote(user)
+        if has_password:
+            options["password"] = unquote(password)
+    nodes = [_address(address, bad, CLUSTER_PORT) for address in hosts.split(",")]
+    if parts.path.strip("/") not in ("", "0"):
+        raise bad("a Cluster has one database, 0")
+    if parts.query:
+        raise bad(f"unknown options {parts.query!r}")
+    return nodes, options
+
+
 CONNECTORS: dict[str, Callable[[str, float], Clients]] = {
     "redis": _single_node,
     "rediss": _single_node,
     "redis+sentinel": _sentinel,
+    "redis+cluster": _cluster,
+    "rediss+cluster": _cluster,
 }
 
 

@@ -16,6 +16,8 @@ import zlib
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 
 MAX_SHARDS = 256
+CLUSTER_SHARDS = 16
+"""Shards of a Cluster unless its URL says otherwise: enough to spread over a few primaries."""
 _FIXTURE_KEYS = ("s", "held", "rel", "p", "exp", "h", "q", "t", "dl", "tl", "done")
 _SHARD_KEYS = (
     "fixtures",  # zset: every tracked fixture, scored by when it is due for a look

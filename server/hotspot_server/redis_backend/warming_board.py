@@ -8,8 +8,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from importlib import resources
 from typing import Any
 
-from redis.asyncio import Redis
-
 from hotspot_core.warming_board import (
     MAX_ANNOUNCERS,
     MAX_ANNOUNCERS_PER_CALLER,
@@ -20,6 +18,7 @@ from hotspot_core.warming_board import (
     board,
     check_announcement,
 )
+from hotspot_server.redis_backend.connection import Client
 
 BOARD_KEY = "hotspot:{warmings}:board"
 """One key (its own hash tag, so one Cluster slot); at most MAX_ANNOUNCERS fields."""
@@ -28,7 +27,7 @@ Call = Callable[[Awaitable[Any]], Awaitable[Any]]
 
 
 class RedisWarmingBoard:
-    def __init__(self, redis: Redis, call: Call, now: Callable[[], float] | None = None) -> None:
+    def __init__(self, redis: Client, call: Call, now: Callable[[], float] | None = None) -> None:
         """`call` bounds each Redis call (the backend's timeout and circuit breaker); `now`
         replaces Redis's TIME in tests that drive time themselves."""
         self._call = call

@@ -1,0 +1,172 @@
+"""A three-node Redis Cluster on loopback (`redis+cluster://`, real redis-server processes):
+fixtures spread over every node, every key a fixture's scripts touch lies in one slot, and
+three replicas on the Cluster keep each fixture's limit and FIFO order exactly."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import defaultdict
+
+import pytest
+import redis
+from redis.crc import key_slot
+
+from hotspot_core.errors import PermitNotFound
+from hotspot_core.grants import Grant, Outcome
+from hotspot_core.policy import PermitPolicy
+from hotspot_core.stats import StatsView
+from hotspot_server.redis_backend import RedisBackend, open_redis_backend
+from hotspot_server.redis_backend.connection import parse_cluster_url
+from hotspot_server.redis_backend.keys import CLUSTER_SHARDS, KeyLayout
+from tests.redis.test_replicas import assert_never_over_the_limit, until_queued
+from tests.redis_server import RedisClusterNodes
+
+FIXTURES = [f"match-{i}" for i in range(24)]
+
+
+@pytest.fixture
+def cluster_url(redis_cluster: RedisClusterNodes) -> str:
+    redis_cluster.flush()
+    # A busy 2-core machine delays healthy calls, and the first learns the slot map (~0.1 s
+    # of one core per replica).
+    return redis_cluster.url + "?timeout=2"
+
+
+def keys_by_node(cluster: RedisClusterNodes) -> dict[int, list[str]]:
+    """Every hotspot key, by the port of the node that holds it."""
+    found = {}
+    for node in cluster.nodes:
+        with redis.Redis(port=node.port, decode_responses=True) as client:
+            found[node.port] = list(client.scan_iter(match="hotspot:*"))
+    return found
+
+
+def fixture_of(key: str) -> str | None:
+    """The fixture a key belongs to (`hotspot:{TAG}:f:FIXTURE:NAME`), None for a shard's row."""
+    _, _, rest = key.partition("}:")
+    if not rest.startswith("f:"):
+        return None
+    return rest.removeprefix("f:").rpartition(":")[0]
+
+
+async def test_fixtures_spread_over_every_node_and_each_fixtures_keys_share_one_slot(
+    cluster_url: str, redis_cluster: RedisClusterNodes
+) -> None:
+    backend = open_redis_backend(cluster_url, PermitPolicy(limit=1, window=0.5, queue=5))
+    try:
+        # Every kind of key: permits, request ids, tickets, answers, released permits, rows.
+        held = [await backend.acquire(f, request_id=f"r-{f}") for f in FIXTURES]
+        waiters = [asyncio.ensure_future(backend.acquire(f)) for f in FIXTURES]
+        await until_queued(backend, len(FIXTURES))
+        for fixture_id in FIXTURES:
+            await backend.release(backend.permit_for_request(f"r-{fixture_id}"))
+        granted = await asyncio.gather(*waiters)
+        assert [g.queue_position for g in granted] == [1] * len(FIXTURES)
+        on_node = keys_by_node(redis_cluster)
+    finally:
+        await backend.close()
+
+    layout = KeyLayout(CLUSTER_SHARDS)
+    node_of_fixture: dict[str, set[int]] = defaultdict(set)
+    slots_of_fixture: dict[str, set[int]] = defaultdict(set)
+    for port, keys in on_node.items():
+        for key in keys:
+            owner = fixture_of(key)
+            if owner is not None:
+                node_of_fixture[owner].add(port)
+                slots_of_fixture[owner].add(key_slot(key.encode()))
+    assert sorted(node_of_fixture) == sorted(FIXTURES)
+    for fixture_id in FIXTURES:
+        # A script's KEYS (the fixture's own and its shard's rows) hash to one slot...
+        script_slots = {key_slot(k.encode()) for k in layout.script_keys(fixture_id)}
+        assert len(script_slots) == 1
+        # ...and that is where the fixture's keys are, all on one node.
+        assert slots_of_fixture[fixture_id] == script_slots
+        assert len(node_of_fixture[fixture_id]) == 1
+    # The fixtures spread over all three nodes, and so do the shards' rows.
+    assert {port for ports in node_of_fixture.values() for port in ports} == set(on_node)
+    rows = {port for port, keys in on_node.items() for k in keys if fixture_of(k) is None}
+    assert rows == set(on_node)
+    assert {p.permit_id.partition(".")[0] for p in held} == {
+        str(layout.shard_of(f)) for f in FIXTURES
+    }
+
+
+async def test_three_replicas_on_a_cluster_keep_fifo_across_replicas(cluster_url: str) -> None:
+    policy = PermitPolicy(limit=1, window=1, queue=10)
+    replicas = [open_redis_backend(cluster_url, policy) for _ in range(3)]
+    layout = KeyLayout(CLUSTER_SHARDS)
+
+    def node_of(fixture_id: str) -> int:  # redis-cli gives each node a third of the slots
+        return key_slot(layout.script_keys(fixture_id)[0].encode()) * 3 // 16384
+
+    fixtures = [FIXTURES[0], next(f for f in FIXTURES if node_of(f) != node_of(FIXTURES[0]))]
+    try:
+        for fixture_id in fixtures:
+            held = await replicas[0].acquire(fixture_id)
+            waiters: list[asyncio.Future[Grant]] = []
+            for i in range(6):  # arrivals alternate between the replicas
+                replica = replicas[i % 3]
+                before = replica.waiters_here()
+                waiters.append(asyncio.ensure_future(replica.acquire(fixture_id)))
+                await until_queued(replica, before + 1)
+            # Each grant goes back at once (not sent), so the next ticket's grant follows in
+            # the same script: the order is Redis's, whichever replica answers first.
+            await replicas[2].release(held.permit_id, Outcome.NOT_SENT)
+            for waiter in waiters:
+                grant = await asyncio.wait_for(waiter, 5)
+                await replicas[1].release(grant.permit_id, Outcome.NOT_SENT)
+            grants = [w.result() for w in waiters]
+            assert [g.queue_position for g in grants] == [1, 2, 3, 4, 5, 6]
+            granted_at = [g.granted_at for g in grants]
+            assert granted_at == sorted(granted_at)
+        with pytest.raises(PermitNotFound):
+            await replicas[0].release(f"{CLUSTER_SHARDS + 1}.not-a-permit")
+    finally:
+        for replica in replicas:
+            await replica.close()
+
+
+async def test_three_replicas_on_a_cluster_never_let_more_than_the_limit_into_a_window(
+    cluster_url: str,
+) -> None:
+    """As tests/redis/test_replicas.py's test of the same name, on three fixtures at once."""
+    policy = PermitPolicy(limit=3, window=0.3, queue=100)
+    replicas: list[RedisBackend] = [open_redis_backend(cluster_url, policy) for _ in range(3)]
+    spans: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    rng = random.Random(11)
+    fixtures = FIXTURES[:3]
+
+    async def call(replica: RedisBackend, fixture_id: str) -> None:
+        grant = await replica.acquire(fixture_id)
+        await asyncio.sleep(rng.uniform(0, 0.05))  # the upstream call
+        sent = time.time()
+        await rng.choice(replicas).release(grant.permit_id)
+        spans[fixture_id].append((grant.granted_at, sent + policy.window))
+
+    try:
+        await asyncio.gather(
+            *(call(replicas[i % 3], fixtures[i % 3]) for i in range(3 * len(fixtures) * 5))
+        )
+        for fixture_spans in spans.values():
+            assert_never_over_the_limit(fixture_spans, policy, windows=3)
+        # Any replica's Stats merges the shards: the fleet's totals.
+        stats = await replicas[2].stats(StatsView(top_n=3))
+        assert (stats.totals.calls_total, stats.totals.in_flight) == (45, 0)
+    finally:
+        for replica in replicas:
+            await replica.close()
+
+
+def test_a_cluster_url_names_its_nodes_and_shards() -> None:
+    nodes, options = parse_cluster_url("rediss+cluster://u:p%40ss@10.0.0.1:7000,node2")
+    assert nodes == [("10.0.0.1", 7000), ("node2", 6379)]
+    assert options == {"ssl": True, "username": "u", "password": "p@ss"}
+    with pytest.raises(ValueError, match="one database"):
+        parse_cluster_url("redis+cluster://h:7000/2")
+    with pytest.raises(ValueError, match="Cluster"):
+        open_redis_backend("redis://127.0.0.1:6379/0?shards=4", PermitPolicy())
+    with pytest.raises(ValueError, match="shards must be 1 to 256"):
+        open_redis_backend("redis+cluster://127.0.0.1:7000?shards=0", PermitPolicy())

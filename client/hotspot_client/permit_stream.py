@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import itertools
 from collections.abc import Callable
 
 import grpc
@@ -32,10 +34,13 @@ from hotspot_client.outage import ServiceOutage
 StreamCall = grpc.aio.StreamStreamCall[pb.AcquireStreamRequest, pb.AcquireStreamResponse]
 MAX_BATCH = 256
 """Items per write: enough to spread a write's cost, small enough to keep each write short."""
+DEADLINE_SLACK = 0.1
+"""Seconds a request may be timed out late: its deadline is a safety net at least ANSWER_MARGIN
+(5 s) past its max_wait, and the one timer then fires at most ten times a second."""
 
 
 class _Request:
-    __slots__ = ("abandoned", "budget", "build", "future", "is_acquire", "timer")
+    __slots__ = ("abandoned", "budget", "build", "future", "is_acquire", "number")
 
     def __init__(
         self,
@@ -51,7 +56,8 @@ class _Request:
         self.is_acquire = is_acquire
         self.abandoned = False
         """Its caller left: the answer, if any, is not for anyone."""
-        self.timer: asyncio.TimerHandle | None = None
+        self.number = 0
+        """Tells this request from an earlier one of the same id in the deadline heap."""
 
 
 class _Stream:
@@ -85,6 +91,12 @@ class PermitStream:
         self._wake = asyncio.Event()
         self._stream: _Stream | None = None
         self._closed = False
+        # The requests' deadlines, soonest first, and one timer for the soonest: a timer per
+        # request cost as much as the rest of its bookkeeping. Answered requests are skipped
+        # when their deadline comes up; an entry holds only the id, not the request.
+        self._deadlines: list[tuple[float, int, str]] = []
+        self._deadline_timer: asyncio.TimerHandle | None = None
+        self._numbers = itertools.count(1)
 
     async def exchange(
         self,
@@ -102,7 +114,8 @@ class PermitStream:
         deadline = budget.deadline_left()
         if deadline is not None:
             # Only a hung service or network uses this: the service answers by max_wait itself.
-            request.timer = loop.call_later(deadline, self._time_out, request_id)
+            request.number = next(self._numbers)
+            self._add_deadline(loop, loop.time() + deadline, request.number, request_id)
         self._send(request_id)
         try:
             return await request.future
@@ -118,6 +131,9 @@ class PermitStream:
 
     async def close(self) -> None:
         self._closed = True
+        if self._deadline_timer is not None:
+            self._deadline_timer.cancel()
+            self._deadline_timer = None
         error = PermitServiceUnavailable("the permit client was closed")
         for request_id in list(self._requests):
             self._finish(request_id, error)
@@ -176,17 +192,49 @@ class PermitStream:
         if request is None or request.abandoned:
             return
         request.abandoned = True
-        if request.timer is not None:
-            request.timer.cancel()
+        request.number = 0  # its deadline no longer matters
         if request.is_acquire and self._stream is not None:
             self._outbox.append(
                 pb.AcquireStreamItem(request_id=request_id, cancel=pb.AcquireStreamCancel())
             )
             self._wake.set()
 
-    def _time_out(self, request_id: str) -> None:
-        request = self._requests.get(request_id)
-        if request is None or request.future.done():
+    def _add_deadline(
+        self, loop: asyncio.AbstractEventLoop, at: float, number: int, request_id: str
+    ) -> None:
+        deadlines = self._deadlines
+        if len(deadlines) > 2 * len(self._requests) + 1000:
+            # Mostly answered requests (deadlines a minute out, say): keep only the live ones.
+            requests = self._requests
+            deadlines[:] = [
+                entry
+                for entry in deadlines
+                if (request := requests.get(entry[2])) is not None and request.number == entry[1]
+            ]
+            heapq.heapify(deadlines)
+        heapq.heappush(deadlines, (at, number, request_id))
+        timer = self._deadline_timer
+        if timer is None or at < timer.when() - DEADLINE_SLACK:
+            if timer is not None:
+                timer.cancel()
+            self._deadline_timer = loop.call_at(at, self._deadlines_passed)
+
+    def _deadlines_passed(self) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        deadlines = self._deadlines
+        self._deadline_timer = None
+        while deadlines and deadlines[0][0] <= now:
+            _, number, request_id = heapq.heappop(deadlines)
+            request = self._requests.get(request_id)
+            if request is not None and request.number == number:
+                self._time_out(request_id, request)
+        if deadlines:
+            at = max(deadlines[0][0], now + DEADLINE_SLACK)
+            self._deadline_timer = loop.call_at(at, self._deadlines_passed)
+
+    def _time_out(self, request_id: str, request: _Request) -> None:
+        if request.future.done():
             return
         request.future.set_exception(
             PermitServiceUnavailable("the permit service did not answer in time")
@@ -264,8 +312,6 @@ class PermitStream:
 
     def _finish(self, request_id: str, answer: pb.AcquireStreamResult | PermitError) -> None:
         request = self._requests.pop(request_id)
-        if request.timer is not None:
-            request.timer.cancel()
         future = request.future
         if not future.done():
             if isinstance(answer, PermitError):

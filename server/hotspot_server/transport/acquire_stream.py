@@ -6,6 +6,9 @@ gathered into one response per write (whatever is ready when the previous write 
 when the stream ends for any reason, every pending acquire cancelled, which takes it out of its
 queue (PermitBackend.acquire: a cancelled acquire holds no permit and spends no slot). Permits
 already answered stay with their leases.
+
+Each answer is built in place, inside the response that the next write sends: building a result
+and then copying it in (upb copies field by field) cost 1.6 times as much.
 """
 
 from __future__ import annotations
@@ -17,26 +20,26 @@ import grpc
 
 from hotspot.v1 import permits_pb2 as pb
 from hotspot_core.errors import InvalidArgument, PermitError
+from hotspot_core.grants import Grant
 from hotspot_core.request_id import check_request_id
 from hotspot_server.transport.grpc_errors import rich_status
+from hotspot_server.transport.grpc_messages import set_grant
 
-Acquire = Callable[[pb.AcquireRequest], Awaitable[pb.AcquireResponse]]
-Release = Callable[[pb.ReleaseRequest], Awaitable[pb.ReleaseResponse]]
+Acquire = Callable[[pb.AcquireRequest], Awaitable[Grant]]
+Release = Callable[[pb.ReleaseRequest], Awaitable[bool]]
+"""Answers whether the permit had been released before."""
 
 CANCELLED = pb.AcquireStreamError(
     code=grpc.StatusCode.CANCELLED.value[0], message="cancelled by the caller"
 )
 
 
-def error_result(request_id: str, error: PermitError) -> pb.AcquireStreamResult:
+def set_error(target: pb.AcquireStreamError, error: PermitError) -> None:
     """The in-band answer to an item that failed: the status its unary call would end with."""
     _, status, _ = rich_status(error)
-    return pb.AcquireStreamResult(
-        request_id=request_id,
-        error=pb.AcquireStreamError(
-            code=status.code, message=status.message, details=status.details
-        ),
-    )
+    target.code = status.code
+    target.message = status.message
+    target.details.extend(status.details)
 
 
 class AcquireStreamSession:
@@ -46,7 +49,8 @@ class AcquireStreamSession:
         self._acquires: dict[str, asyncio.Task[None]] = {}
         """Pending acquires by request id: a cancel item names one."""
         self._releases: set[asyncio.Task[None]] = set()
-        self._answers: list[pb.AcquireStreamResult] = []
+        self._answers = pb.AcquireStreamResponse()
+        """Filled as items are answered; the next write sends it."""
         self._ready = asyncio.Event()
         self._reading = True
         self._ending = False
@@ -57,7 +61,7 @@ class AcquireStreamSession:
         reader = asyncio.create_task(self._read(requests))
         try:
             while True:
-                if not self._answers:
+                if not self._answers.results:
                     if reader.done():
                         reader.result()  # a broken request stream ends the call with its error
                         if not self._acquires and not self._releases:
@@ -65,8 +69,8 @@ class AcquireStreamSession:
                     self._ready.clear()
                     await self._ready.wait()
                     continue
-                answers, self._answers = self._answers, []
-                yield pb.AcquireStreamResponse(results=answers)
+                answers, self._answers = self._answers, pb.AcquireStreamResponse()
+                yield answers
         finally:
             self._ending = True
             reader.cancel()
@@ -99,7 +103,7 @@ class AcquireStreamSession:
                     field="request_id",
                 )
         except PermitError as error:
-            self._answer(error_result(request_id, error))
+            set_error(self._answer(request_id).error, error)
             return
         if kind == "acquire":
             item.acquire.request_id = request_id
@@ -111,29 +115,30 @@ class AcquireStreamSession:
 
     async def _answer_acquire(self, request_id: str, request: pb.AcquireRequest) -> None:
         try:
-            granted = await self._acquire(request)
-            answer = pb.AcquireStreamResult(request_id=request_id, granted=granted)
+            grant = await self._acquire(request)
         except asyncio.CancelledError:
             if self._ending:
                 raise
-            answer = pb.AcquireStreamResult(request_id=request_id, error=CANCELLED)
+            self._answer(request_id).error.CopyFrom(CANCELLED)
         except PermitError as error:
-            answer = error_result(request_id, error)
+            set_error(self._answer(request_id).error, error)
+        else:
+            set_grant(self._answer(request_id).granted, grant)
         finally:
             del self._acquires[request_id]
-        self._answer(answer)
 
     async def _answer_release(self, request_id: str, request: pb.ReleaseRequest) -> None:
         try:
-            released = await self._release(request)
-            answer = pb.AcquireStreamResult(request_id=request_id, released=released)
+            already = await self._release(request)
         except PermitError as error:
-            answer = error_result(request_id, error)
+            set_error(self._answer(request_id).error, error)
+        else:
+            self._answer(request_id).released.already_released = already
         finally:
             # Here, not in a done callback: run() must see it gone when it sees the answer.
             self._releases.discard(asyncio.current_task())
-        self._answer(answer)
 
-    def _answer(self, answer: pb.AcquireStreamResult) -> None:
-        self._answers.append(answer)
+    def _answer(self, request_id: str) -> pb.AcquireStreamResult:
+        """A new result in the response being gathered, for the caller to fill."""
         self._ready.set()
+        return self._answers.results.add(request_id=request_id)

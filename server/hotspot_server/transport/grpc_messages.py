@@ -34,16 +34,20 @@ def outcome_from_proto(value: int) -> Outcome:
 
 
 def grant_to_proto(grant: Grant) -> pb.AcquireResponse:
-    response = pb.AcquireResponse(
-        permit_id=grant.permit_id,
-        fixture_id=grant.fixture_id,
-        queue_position=grant.queue_position,
-        remaining=grant.remaining,
-    )
-    set_timestamp(response.granted_at, grant.granted_at)
-    set_duration(response.waited, grant.waited)
-    set_timestamp(response.lease_expires_at, grant.lease_expires_at)
+    response = pb.AcquireResponse()
+    set_grant(response, grant)
     return response
+
+
+def set_grant(target: pb.AcquireResponse, grant: Grant) -> None:
+    """Fill an empty AcquireResponse in place (a stream's answer: no copy into its result)."""
+    target.permit_id = grant.permit_id
+    target.fixture_id = grant.fixture_id
+    target.queue_position = grant.queue_position
+    target.remaining = grant.remaining
+    set_timestamp(target.granted_at, grant.granted_at)
+    set_duration(target.waited, grant.waited)
+    set_timestamp(target.lease_expires_at, grant.lease_expires_at)
 
 
 def alert_to_proto(alert: Alert) -> pb.Alert:

@@ -70,22 +70,24 @@ class PermitServicer(permits_pb2_grpc.PermitServiceServicer):
 
     async def Acquire(self, request: pb.AcquireRequest, context: Context) -> pb.AcquireResponse:
         try:
-            return await self._acquire(request, context.time_remaining(), caller_of(context))
+            grant = await self._acquire(request, context.time_remaining(), caller_of(context))
         except PermitError as error:
             await abort_with(context, error)
+        return grant_to_proto(grant)
 
     async def Release(self, request: pb.ReleaseRequest, context: Context) -> pb.ReleaseResponse:
         try:
-            return await self._release(request, caller_of(context))
+            already = await self._release(request, caller_of(context))
         except PermitError as error:
             await abort_with(context, error)
+        return pb.ReleaseResponse(already_released=already)
 
     async def AcquireStream(
         self, request_iterator: AsyncIterator[pb.AcquireStreamRequest], context: Context
     ) -> AsyncIterator[pb.AcquireStreamResponse]:
         caller = caller_of(context)
 
-        def acquire(request: pb.AcquireRequest) -> Awaitable[pb.AcquireResponse]:
+        def acquire(request: pb.AcquireRequest) -> Awaitable[Grant]:
             # The stream's deadline bounds every item's wait.
             return self._acquire(request, context.time_remaining(), caller)
 
@@ -95,7 +97,7 @@ class PermitServicer(permits_pb2_grpc.PermitServiceServicer):
 
     async def _acquire(
         self, request: pb.AcquireRequest, remaining: float | None, caller: str
-    ) -> pb.AcquireResponse:
+    ) -> Grant:
         budget = (
             checked_seconds(request.max_wait, "max_wait", at_most=MAX_DURATION)
             if request.HasField("max_wait")
@@ -119,9 +121,10 @@ class PermitServicer(permits_pb2_grpc.PermitServiceServicer):
             raise
         if self._on_grant is not None:
             self._on_grant(grant)
-        return grant_to_proto(grant)
+        return grant
 
-    async def _release(self, request: pb.ReleaseRequest, caller: str) -> pb.ReleaseResponse:
+    async def _release(self, request: pb.ReleaseRequest, caller: str) -> bool:
+        """Whether the permit had been released before."""
         check_upstream_report(request)
         retry_after = (
             checked_seconds(
@@ -130,13 +133,12 @@ class PermitServicer(permits_pb2_grpc.PermitServiceServicer):
             if request.HasField("upstream_retry_after")
             else None
         )
-        already = await self._backend.release(
+        return await self._backend.release(
             self._permit_to_release(request, caller),
             outcome_from_proto(request.outcome),
             retry_after,
             caller=caller,
         )
-        return pb.ReleaseResponse(already_released=already)
 
     def _permit_to_release(self, request: pb.ReleaseRequest, caller: str) -> str:
         if not request.request_id:

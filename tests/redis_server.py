@@ -248,3 +248,14 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
 @pytest.fixture
 def redis_url(redis_server: RedisServer) -> str:
     return redis_server.url
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterNodes]:
+    """One three-node Cluster for the session (joining one takes a second or two), shared:
+    a test that needs it empty calls flush()."""
+    missing = redis_server_missing()
+    if missing:
+        pytest.skip(missing)
+    with RedisClusterNodes(tmp_path_factory.mktemp("cluster")) as cluster:
+        yield cluster

@@ -11,7 +11,7 @@ import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.redis_server import RedisServer
+from tests.redis_server import RedisClusterNodes, RedisServer
 
 REPLICAS = 3
 SKEWED_CLOCKS = (0, 300, -300)
@@ -24,6 +24,12 @@ def replicas_backend(redis: RedisServer) -> str:
     # The suite shares two cores with everything else CI runs: the default 0.1 s call
     # timeout would fail calls a busy machine only delays (tests/redis tests it).
     return redis.url + "?timeout=1"
+
+
+def cluster_replicas_backend(cluster: RedisClusterNodes) -> str:
+    """The --backend of replicas sharing a Redis Cluster."""
+    # As above; and a replica's first call also learns the slot map (~0.1 s of a core).
+    return cluster.url + "?timeout=2"
 
 
 def round_robin_channel(

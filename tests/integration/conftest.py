@@ -20,8 +20,18 @@ from hotspot.v1 import permits_pb2_grpc
 from hotspot_core.policy import PermitPolicy
 from hotspot_server.server import PermitServer
 from hotspot_server.settings import Settings
-from tests.redis_server import RedisServer, redis_server_missing
-from tests.replicas import REPLICAS, replicas_backend, round_robin_channel
+from tests.redis_server import (
+    RedisClusterNodes,
+    RedisServer,
+    redis_cluster,  # noqa: F401 (a fixture start_server asks for)
+    redis_server_missing,
+)
+from tests.replicas import (
+    REPLICAS,
+    cluster_replicas_backend,
+    replicas_backend,
+    round_robin_channel,
+)
 
 if TYPE_CHECKING:
     from hotspot.v1.permits_pb2_grpc import PermitServiceAsyncStub
@@ -50,6 +60,8 @@ class Harness:
 StartServer = Callable[..., Awaitable[Harness]]
 MEMORY = "memory"
 REDIS_REPLICAS = "3 replicas on redis"
+CLUSTER_REPLICAS = "3 replicas on a redis cluster"
+"""Only test_on_redis_cluster.py's part of the suite runs on it: all of it would add ~50 s."""
 DEPLOYMENTS = [MEMORY, REDIS_REPLICAS]
 
 
@@ -63,6 +75,10 @@ async def start_server(
     with contextlib.ExitStack() as stack:
         if deployment == MEMORY:
             backend_url, replicas = "memory://", 1
+        elif deployment == CLUSTER_REPLICAS:
+            cluster: RedisClusterNodes = request.getfixturevalue("redis_cluster")
+            cluster.flush()
+            backend_url, replicas = cluster_replicas_backend(cluster), REPLICAS
         else:
             missing = redis_server_missing()
             if missing:

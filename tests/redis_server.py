@@ -80,7 +80,9 @@ class RedisServer(_StartedInside):
         self.port = port or _free_port()
         self.appendonly = appendonly
         self.replicaof = replicaof
-        self.cluster = cluster
+        # A Cluster node's bus port: free too (port + 10000 by default, maybe taken or above
+        # 65535), and kept across restarts, where the other nodes know it.
+        self.cluster_port = _free_port() if cluster else None
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -101,10 +103,9 @@ class RedisServer(_StartedInside):
             argv += ["--appendonly", "yes", "--appendfsync", "always"]
         if self.replicaof is not None:
             argv += ["--replicaof", "127.0.0.1", str(self.replicaof)]
-        if self.cluster:
+        if self.cluster_port is not None:
             argv += ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]
-            # Its bus port free too (port + 10000 by default, maybe taken or above 65535).
-            argv += ["--cluster-port", str(_free_port())]
+            argv += ["--cluster-port", str(self.cluster_port)]
         self._spawn(argv)
 
     def _spawn(self, argv: list[str]) -> None:
@@ -204,6 +205,10 @@ class RedisClusterNodes(_StartedInside):
         subprocess.run(
             [*create, "--cluster-yes"], check=True, capture_output=True, timeout=START_TIMEOUT
         )
+        self.until_every_slot_is_served()
+
+    def until_every_slot_is_served(self) -> None:
+        """Until every node says cluster_state:ok (after start, or a node's restart)."""
         deadline = time.monotonic() + START_TIMEOUT
         while not all(self._serves_every_slot(node) for node in self.nodes):
             if time.monotonic() > deadline:

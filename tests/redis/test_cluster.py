@@ -13,13 +13,14 @@ import pytest
 import redis
 from redis.crc import key_slot
 
-from hotspot_core.errors import PermitNotFound
+from hotspot_core.errors import BackendUnavailable, PermitNotFound
 from hotspot_core.grants import Grant, Outcome
 from hotspot_core.policy import PermitPolicy
 from hotspot_core.stats import StatsView
 from hotspot_server.redis_backend import RedisBackend, open_redis_backend
 from hotspot_server.redis_backend.connection import parse_cluster_url
 from hotspot_server.redis_backend.keys import CLUSTER_SHARDS, KeyLayout
+from tests.redis.test_failures import eventually
 from tests.redis.test_replicas import assert_never_over_the_limit, until_queued
 from tests.redis_server import RedisClusterNodes
 
@@ -158,6 +159,42 @@ async def test_three_replicas_on_a_cluster_never_let_more_than_the_limit_into_a_
     finally:
         for replica in replicas:
             await replica.close()
+
+
+async def test_a_stopped_node_fails_its_callers_closed_and_service_resumes_once_it_is_back(
+    cluster_url: str, redis_cluster: RedisClusterNodes
+) -> None:
+    """A node restarted without persistence comes back empty: what that forgets is a single
+    Redis's loss without persistence (README)."""
+    backend = open_redis_backend(cluster_url, PermitPolicy(limit=5, window=1))
+    layout = KeyLayout(CLUSTER_SHARDS)
+    # A fixture served by the last node (redis-cli gives it the last third of the slots).
+    fixture_id = next(
+        f for f in FIXTURES if key_slot(layout.script_keys(f)[0].encode()) * 3 // 16384 == 2
+    )
+    try:
+        await backend.acquire(fixture_id)
+        redis_cluster.nodes[2].stop()
+        refused = await asyncio.gather(
+            *(backend.acquire(fixture_id) for _ in range(10)), return_exceptions=True
+        )
+        assert all(isinstance(r, BackendUnavailable) for r in refused), refused
+        assert (backend.unready_reason() or "").startswith("redis unreachable")
+        redis_cluster.nodes[2].start()
+        # Every slot served again: so are the tests after this one.
+        await asyncio.to_thread(redis_cluster.until_every_slot_is_served)
+
+        async def granted() -> bool:
+            try:
+                await backend.acquire(fixture_id)
+            except BackendUnavailable:
+                return False
+            return True
+
+        await eventually(granted, within=10)
+        assert backend.unready_reason() is None
+    finally:
+        await backend.close()
 
 
 def test_a_cluster_url_names_its_nodes_and_shards() -> None:

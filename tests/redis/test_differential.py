@@ -42,7 +42,7 @@ ONE_SHARD = tuple(f"m{i}" for i in range(200) if KeyLayout(CLUSTER_SHARDS).shard
 ]
 CALLERS = ("", "x", "y")
 SEEDS = 40
-CLUSTER_SEEDS = 6
+CLUSTER_SEEDS = 4
 STEPS = 70
 
 

@@ -8,6 +8,10 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+from tests.redis_server import redis_cluster
+
+__all__ = ["redis_cluster"]  # one three-node Redis Cluster for the whole session, if asked for
+
 ROOT = Path(__file__).resolve().parents[1]
 # The fake Optic Odds (tests/fakes) and the examples are imported from the tree, never installed;
 # processes the tests start (python -m fake_optic_odds, uvicorn examples...) find them the same way.

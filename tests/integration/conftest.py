@@ -23,7 +23,6 @@ from hotspot_server.settings import Settings
 from tests.redis_server import (
     RedisClusterNodes,
     RedisServer,
-    redis_cluster,  # noqa: F401 (a fixture start_server asks for)
     redis_server_missing,
 )
 from tests.replicas import (

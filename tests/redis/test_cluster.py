@@ -22,7 +22,7 @@ from hotspot_server.redis_backend.connection import parse_cluster_url
 from hotspot_server.redis_backend.keys import CLUSTER_SHARDS, KeyLayout
 from tests.redis.test_failures import eventually
 from tests.redis.test_replicas import assert_never_over_the_limit, until_queued
-from tests.redis_server import RedisClusterNodes
+from tests.redis_server import RedisClusterNodes, RedisServer
 
 FIXTURES = [f"match-{i}" for i in range(24)]
 
@@ -172,17 +172,21 @@ async def test_a_stopped_node_fails_its_callers_closed_and_service_resumes_once_
     fixture_id = next(
         f for f in FIXTURES if key_slot(layout.script_keys(f)[0].encode()) * 3 // 16384 == 2
     )
+    stopped = redis_cluster.nodes[2]
+
+    def restart(node: RedisServer) -> None:
+        node.start()
+        redis_cluster.until_every_slot_is_served()
+
     try:
         await backend.acquire(fixture_id)
-        redis_cluster.nodes[2].stop()
+        stopped.stop()
         refused = await asyncio.gather(
             *(backend.acquire(fixture_id) for _ in range(10)), return_exceptions=True
         )
         assert all(isinstance(r, BackendUnavailable) for r in refused), refused
         assert (backend.unready_reason() or "").startswith("redis unreachable")
-        redis_cluster.nodes[2].start()
-        # Every slot served again: so are the tests after this one.
-        await asyncio.to_thread(redis_cluster.until_every_slot_is_served)
+        await asyncio.to_thread(restart, stopped)
 
         async def granted() -> bool:
             try:
@@ -195,6 +199,8 @@ async def test_a_stopped_node_fails_its_callers_closed_and_service_resumes_once_
         assert backend.unready_reason() is None
     finally:
         await backend.close()
+        if stopped.proc is None:  # the Cluster is the session's: whole again for the next test
+            await asyncio.to_thread(restart, stopped)
 
 
 def test_a_cluster_url_names_its_nodes_and_shards() -> None:

@@ -237,9 +237,11 @@ class RedisBackend:
                 if isinstance(self._redis, RedisCluster):
                     await asyncio.shield(self._slot_map(self._redis))
                 result = await call
-        except UNREACHABLE as error:
-            if inspect.iscoroutine(call):
-                call.close()  # not sent, if the slot map came too late; else a no-op
+        except (*UNREACHABLE, AttributeError) as error:
+            # As a Cluster node dies, redis-py can close a connection another call is writing
+            # on, which then fails with an AttributeError (its writer is gone): unreachable too.
+            if isinstance(error, AttributeError) and not isinstance(self._redis, RedisCluster):
+                raise
             why = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
             if self._breaker.why is None:
                 logger.error(
@@ -249,6 +251,9 @@ class RedisBackend:
                 )
             self._breaker.failed(why)
             raise BackendUnavailable(why) from None
+        finally:
+            if inspect.iscoroutine(call):
+                call.close()  # never sent if the slot map came too late (or never); else a no-op
         if self._breaker.why is not None:
             logger.warning("redis answers again", extra={"event": "backend_recovered"})
         self._breaker.succeeded()

@@ -92,7 +92,7 @@ async def measure(server: ServerProcess, concurrency: int, seconds: float) -> tu
         return empty, permit
 
 
-class _NoDeadline:
+class NoDeadline:
     """The ServicerContext methods Acquire and Release read on their success path."""
 
     def time_remaining(self) -> float | None:
@@ -111,7 +111,7 @@ async def servicer_cost(pairs: int = 50_000) -> float:
     """
     backend = MemoryBackend()
     servicer = PermitServicer(backend, StatsFeed(backend))
-    context: Any = _NoDeadline()
+    context: Any = NoDeadline()
     fixtures = itertools.cycle([f"bench-{i}" for i in range(20_000)])
     acquires = [
         pb.AcquireRequest(fixture_id=next(fixtures)).SerializeToString() for _ in range(pairs)

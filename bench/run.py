@@ -25,6 +25,7 @@ from bench import (
     redis_failover,
     redis_replicas,
     stats_scale,
+    stream_path_cost,
     stream_throughput,
     warming_pressure,
     watch_subscribers,
@@ -556,6 +557,7 @@ async def section_i(seconds: float, summary: Summary) -> list[str]:
 async def section_j(seconds: float, summary: Summary) -> list[str]:
     full = await asyncio.to_thread(full_budget.measure, seconds)
     held = await asyncio.to_thread(full_budget.measure, seconds / 2, rate=full_budget.HELD_RATE)
+    path_cost = await asyncio.to_thread(stream_path_cost.measure)
     summary += [
         [
             "(j) full budget: permits/s sustained, 10,000 fixtures at 50/min",
@@ -570,6 +572,8 @@ async def section_j(seconds: float, summary: Summary) -> list[str]:
          _met(full["over_limit_fixtures"] + held["over_limit_fixtures"] == 0)],
         [f"(j) ... at {full_budget.HELD_RATE:,.0f}/s offered: permits/s, p99", "",
          f"{held['permits_per_s']:.0f}, {held['p99_ms']:.1f} ms", ""],
+        ["(j) ... a streamed permit's own CPU, client and server, without gRPC", "",
+         f"{path_cost * 1e6:.1f} us", ""],
     ]  # fmt: skip
     keys = [
         "offered_per_s", "permits_per_s", "per_second_min", "per_second_median", "p50_ms",
@@ -590,6 +594,8 @@ async def section_j(seconds: float, summary: Summary) -> list[str]:
             ],
             [[k, f"{full[k]:.2f}", f"{held[k]:.2f}"] for k in keys],
         ),
+        "",
+        f"{(stream_path_cost.__doc__ or '').strip()} Measured: **{path_cost * 1e6:.1f} us**.",
         "",
         full_budget.WHERE_THE_TIME_GOES,
         "",

@@ -242,6 +242,9 @@ class RedisBackend:
             # on, which then fails with an AttributeError (its writer is gone): unreachable too.
             if isinstance(error, AttributeError) and not isinstance(self._redis, RedisCluster):
                 raise
+            if isinstance(error, TimeoutError) and not self._slot_map_known():
+                # Not an outage: the replica is still learning the slot map (it is starting).
+                raise BackendUnavailable("still learning the Redis Cluster's slot map") from None
             why = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
             if self._breaker.why is None:
                 logger.error(
@@ -258,6 +261,9 @@ class RedisBackend:
             logger.warning("redis answers again", extra={"event": "backend_recovered"})
         self._breaker.succeeded()
         return result
+
+    def _slot_map_known(self) -> bool:
+        return self._learning is None or self._learning.done()
 
     def _slot_map(self, cluster: RedisCluster) -> asyncio.Task[Any]:
         """The Cluster's slot map, learned (at the start, again after a node failed) by one
@@ -611,6 +617,9 @@ class RedisBackend:
     async def _sweep_forever(self) -> None:
         """Settle every fixture whose next change has come (a lease ended, a window emptied, a
         hot fixture cooled): this replica's share of moving the fleet's state on."""
+        if isinstance(self._redis, RedisCluster):  # its first sweep waits for the slot map
+            with contextlib.suppress(Exception):
+                await self._slot_map(self._redis)
         while not self._closed:
             delay = SWEEP_EVERY
             try:

@@ -30,17 +30,24 @@ def fixture(
         ("fixtures/odds", [fixture("live", live=True)], RULES.live_odds),
         ("fixtures/odds", [fixture("half")], RULES.live_odds),
         ("fixtures/odds", [fixture("unplayed")], RULES.pregame_odds),
-        # Pre-game, but kick-off is 20 s away: fresh only until then.
+        # Pre-game, but kick-off is 20 s away: fresh only until then, and served stale no
+        # further into the game than live odds would be (30 s).
         (
             "fixtures/odds",
             [fixture("unplayed", starts_in=timedelta(seconds=20))],
-            Freshness(20.0, RULES.pregame_odds.max_stale),
+            Freshness(20.0, RULES.live_odds.max_stale),
+        ),
+        # Kick-off 4 min away: fresh for 60 s, then stale until 30 s past kick-off.
+        (
+            "fixtures/odds",
+            [fixture("unplayed", starts_in=timedelta(minutes=4))],
+            Freshness(60.0, 240 + 30 - 60),
         ),
         # Kick-off passed and the status has not caught up: never less than live freshness.
         (
             "fixtures/odds",
             [fixture("unplayed", starts_in=timedelta(seconds=-5))],
-            Freshness(RULES.live_odds.fresh_for, RULES.pregame_odds.max_stale),
+            RULES.live_odds,
         ),
         ("fixtures/odds", [fixture("unplayed"), fixture("live")], RULES.live_odds),
         ("fixtures/results", [fixture("live")], RULES.results),

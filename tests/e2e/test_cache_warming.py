@@ -24,6 +24,8 @@ pytestmark = [
 ]
 
 
+# Two scenarios of nine processes each: about 100 s on a quiet 2-core machine.
+@pytest.mark.timeout(300)
 async def test_warming_serves_the_kickoff_crowd_from_a_few_upstream_calls(tmp_path: Path) -> None:
     off = await run_scenario(tmp_path / "off", warming=False, fixture_id="E2E5P4OFF")
     on = await run_scenario(tmp_path / "on", warming=True, fixture_id="E2E5P4ON")

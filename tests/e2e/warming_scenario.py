@@ -1,8 +1,9 @@
 """Task 5.4's scenario with real processes: a major fixture kicks off and 2,000 users ask for
 its odds over one window, through two gateways; with warming (Redis cache, two warmers) or
 without (no cache, no warmer). The time scale is compressed tenfold: a 6 s window stands for
-Optic Odds' 60 s, live odds stay fresh 0.3 s (3 s) and may be served 3 s (30 s) stale, the
-warmers lead kick-off by 3 s, and users wait at most 1 s (10 s) for a permit.
+Optic Odds' 60 s, live odds stay fresh 0.3 s (3 s) and may be served 3 s (30 s) stale, pre-game
+odds 6 s and 30 s (60 s and 300 s), in the gateways and the warmers alike; the warmers lead
+kick-off by 3 s, and users wait at most 1 s (10 s) for a permit.
 
 The permit server and the fake Optic Odds run at the same limit and window (50 per 6 s).
 tests/e2e/test_cache_warming.py asserts on the result; bench/warming_pressure.py tables it.
@@ -43,6 +44,8 @@ GATEWAY = {
     "HOTSPOT_MAX_WAIT": "1s",
     "CACHE_LIVE_FRESH": "300ms",
     "CACHE_LIVE_MAX_STALE": "3s",
+    "CACHE_PREGAME_FRESH": "6s",
+    "CACHE_PREGAME_MAX_STALE": "30s",
 }
 QUERY = "sportsbook=DraftKings&sportsbook=Pinnacle&market=Moneyline"
 WARMER_TOML = f"""
@@ -56,6 +59,11 @@ limit = {LIMIT}
 window = "{WINDOW}"
 sportsbooks = ["DraftKings", "Pinnacle"]
 markets = ["Moneyline"]
+# The entries a warmer stores carry its freshness to every reader: the gateways' own, scaled.
+live_fresh = "300ms"
+live_max_stale = "3s"
+pregame_fresh = "6s"
+pregame_max_stale = "30s"
 
 [[rule]]
 name = "super-bowl"

@@ -54,7 +54,13 @@ class FreshnessRules:
 
     def _pregame(self, fixtures: Sequence[Fixture], now: datetime) -> Freshness:
         # Pre-game odds stay fresh for long, but not across kick-off: odds move when play starts.
+        # Nor are they served stale further into the game than live odds would be.
+        live = self.live_odds
         starts = [f.start_date for f in fixtures if f.start_date is not None]
         until_kickoff = min((s - now).total_seconds() for s in starts) if starts else 0.0
-        fresh_for = min(self.pregame_odds.fresh_for, max(self.live_odds.fresh_for, until_kickoff))
-        return Freshness(fresh_for, self.pregame_odds.max_stale)
+        fresh_for = min(self.pregame_odds.fresh_for, max(live.fresh_for, until_kickoff))
+        max_stale = min(
+            self.pregame_odds.max_stale,
+            max(live.max_stale, until_kickoff + live.max_stale - fresh_for),
+        )
+        return Freshness(fresh_for, max_stale)

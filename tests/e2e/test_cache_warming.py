@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import httpx
+import aiohttp
 import pytest
 
 from tests.e2e.processes import fake_optic_odds, odds_gateway, permit_server, running
@@ -24,8 +24,6 @@ pytestmark = [
 ]
 
 
-# Two scenarios of nine processes each: about 100 s on a quiet 2-core machine.
-@pytest.mark.timeout(300)
 async def test_warming_serves_the_kickoff_crowd_from_a_few_upstream_calls(tmp_path: Path) -> None:
     off = await run_scenario(tmp_path / "off", warming=False, fixture_id="E2E5P4OFF")
     on = await run_scenario(tmp_path / "on", warming=True, fixture_id="E2E5P4ON")
@@ -34,8 +32,8 @@ async def test_warming_serves_the_kickoff_crowd_from_a_few_upstream_calls(tmp_pa
     assert on.violations == 0
     assert on.requests == off.requests == REQUESTS
     # Without a cache each answer costs an upstream call under a permit: most users get 429.
-    # (On a loaded 2-core machine the burst stretches over several windows, so more than one
-    # window's worth are served; the count is in the printed summary and docs/benchmarks.md.)
+    # (The burst and the 1 s waits span more than one window, so up to about two windows'
+    # worth are served; the count is in the printed summary and docs/benchmarks.md.)
     assert off.upstream_calls == off.served
     assert off.user_429s >= REQUESTS // 2
     # With warming the crowd is served from the cache.
@@ -61,19 +59,21 @@ async def test_a_thousand_identical_requests_across_two_gateways_make_one_upstre
             odds_gateway(permits.address, upstream.address, CACHE_URL=redis.url) for _ in range(2)
         ]
         processes += gateways
-        limits = httpx.Limits(max_connections=1000, max_keepalive_connections=1000)
-        async with httpx.AsyncClient(limits=limits, timeout=30) as http:
-            answers = await asyncio.gather(
-                *(
-                    http.get(f"{gateways[i % 2].address}/fixtures/{fixture_id}/odds?{QUERY}")
-                    for i in range(1000)
-                )
-            )
+        # aiohttp, not httpx: see warming_scenario._burst.
+        connector = aiohttp.TCPConnector(limit=1000)
+        async with aiohttp.ClientSession(connector=connector) as http:
+
+            async def get(i: int) -> tuple[int, str, str]:
+                url = f"{gateways[i % 2].address}/fixtures/{fixture_id}/odds?{QUERY}"
+                async with http.get(url, timeout=aiohttp.ClientTimeout(total=30)) as answer:
+                    await answer.read()
+                    return answer.status, answer.headers["age"], answer.headers["cache-control"]
+
+            answers = await asyncio.gather(*(get(i) for i in range(1000)))
         row = await permit_stats(permits.address, fixture_id)
         tally = await upstream_tally(upstream.address, fixture_id)
-    assert [a.status_code for a in answers] == [200] * 1000
+    assert [status for status, _, _ in answers] == [200] * 1000
     assert tally["calls"] == 1
     assert row.calls_total == 1
-    ages = {a.headers["age"] for a in answers}
-    assert ages <= {"0", "1", "2"}
-    assert all(a.headers["cache-control"].startswith("max-age=") for a in answers)
+    assert {age for _, age, _ in answers} <= {"0", "1", "2"}
+    assert all(control.startswith("max-age=") for _, _, control in answers)

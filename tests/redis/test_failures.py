@@ -5,11 +5,13 @@ of a replica killed with -9 expire and the queue moves on."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import aiohttp
 import grpc
@@ -209,3 +211,36 @@ async def test_a_killed_replicas_tickets_expire_and_the_queue_moves_on(
 async def _depth(backend: RedisBackend, depth: int) -> bool:
     row = (await backend.stats(StatsView(fixture_ids=("f",)))).fixtures[0]
     return row.queue_depth == depth
+
+
+@pytest.mark.parametrize("refusal", ["NOREPLICAS", "READONLY"])
+async def test_a_redis_that_refuses_writes_fails_callers_closed_not_internal(
+    redis_server: RedisServer, refusal: str, tmp_path: Path
+) -> None:
+    """min-replicas-to-write unmet (NOREPLICAS), or a primary demoted to a replica behind the
+    replicas' backs (READONLY): Redis answers, but runs no script that writes."""
+    target = redis_server
+    with contextlib.ExitStack() as stack:
+        if refusal == "READONLY":
+            target = stack.enter_context(
+                RedisServer(tmp_path / "replica", replicaof=redis_server.port)
+            )
+        backend = RedisBackend(target.url, PermitPolicy(limit=5, window=1), call_timeout=LENIENT)
+        try:
+            if refusal == "NOREPLICAS":
+                await backend.acquire("f")  # fine until the rule is set
+                async with aioredis.Redis.from_url(redis_server.url) as admin:
+                    await admin.config_set("min-replicas-to-write", 1)
+            with pytest.raises(BackendUnavailable) as failed:
+                await backend.acquire("f")
+            assert ("ReadOnlyError" if refusal == "READONLY" else refusal) in str(failed.value)
+            assert failed.value.retry_after > 0
+            assert (backend.unready_reason() or "").endswith(str(failed.value.why))
+            if refusal == "NOREPLICAS":
+                async with aioredis.Redis.from_url(redis_server.url) as admin:
+                    await admin.config_set("min-replicas-to-write", 0)
+                await asyncio.sleep(0.6)  # the breaker's pause
+                await backend.acquire("f")  # and grants resume
+                assert backend.unready_reason() is None
+        finally:
+            await backend.close()

@@ -27,15 +27,19 @@ import secrets
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import replace
 from importlib import resources
-from typing import Any
+from typing import Any, NoReturn
 
 from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
 from redis.exceptions import (
     ClusterError,
     NoScriptError,
+    OutOfMemoryError,
+    ReadOnlyError,
     RedisClusterException,
+    ResponseError,
     SlotNotCoveredError,
+    TryAgainError,
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -90,6 +94,18 @@ UNREACHABLE = (
     SlotNotCoveredError,
     RedisClusterException,  # none of the startup nodes answers
 )
+REFUSING_WRITES = (ReadOnlyError, OutOfMemoryError, TryAgainError)
+"""How a reachable Redis refuses to run a script or write: a demoted primary, maxmemory
+reached, a Cluster resharding; and, as codes redis-py has no class for, min-replicas-to-write
+unmet and a long script. Nothing was counted, so a caller is told BACKEND_UNAVAILABLE (fail
+closed), not INTERNAL."""
+REFUSING_WRITES_CODES = ("NOREPLICAS", "MASTERDOWN", "BUSY")
+
+
+def _refuses_writes(error: ResponseError) -> bool:
+    return isinstance(error, REFUSING_WRITES) or str(error).startswith(REFUSING_WRITES_CODES)
+
+
 CLUSTER_CALLS_AT_ONCE = 16
 """Scripts one replica runs at once for a batch (a sweep, a stats tick) on a Cluster."""
 _REQUEST = "\0request:"
@@ -237,7 +253,13 @@ class RedisBackend:
                 if isinstance(self._redis, RedisCluster):
                     await asyncio.shield(self._slot_map(self._redis))
                 result = await call
-        except (*UNREACHABLE, AttributeError) as error:
+        except (*UNREACHABLE, AttributeError, ResponseError) as error:
+            if (
+                isinstance(error, ResponseError)
+                and not isinstance(error, UNREACHABLE)
+                and not _refuses_writes(error)
+            ):
+                raise  # a script's own error, NOSCRIPT (handled by the caller), ...
             # As a Cluster node dies, redis-py can close a connection another call is writing
             # on, which then fails with an AttributeError (its writer is gone): unreachable too.
             if isinstance(error, AttributeError) and not isinstance(self._redis, RedisCluster):
@@ -245,15 +267,9 @@ class RedisBackend:
             if isinstance(error, TimeoutError) and not self._slot_map_known():
                 # Not an outage: the replica is still learning the slot map (it is starting).
                 raise BackendUnavailable("still learning the Redis Cluster's slot map") from None
-            why = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
-            if self._breaker.why is None:
-                logger.error(
-                    "redis unreachable; refusing grants until it answers: %s",
-                    why,
-                    extra={"event": "backend_unavailable", "reason": why},
-                )
-            self._breaker.failed(why)
-            raise BackendUnavailable(why) from None
+            self._unavailable(
+                f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+            )
         finally:
             if inspect.iscoroutine(call):
                 call.close()  # never sent if the slot map came too late (or never); else a no-op
@@ -261,6 +277,16 @@ class RedisBackend:
             logger.warning("redis answers again", extra={"event": "backend_recovered"})
         self._breaker.succeeded()
         return result
+
+    def _unavailable(self, why: str) -> NoReturn:
+        if self._breaker.why is None:
+            logger.error(
+                "redis unreachable; refusing grants until it answers: %s",
+                why,
+                extra={"event": "backend_unavailable", "reason": why},
+            )
+        self._breaker.failed(why)
+        raise BackendUnavailable(why) from None
 
     def _slot_map_known(self) -> bool:
         return self._learning is None or self._learning.done()
@@ -311,6 +337,8 @@ class RedisBackend:
             for i, reply in zip(todo, replies, strict=True):
                 if isinstance(reply, NoScriptError) and attempt == 0:
                     missing.append(i)
+                elif isinstance(reply, ResponseError) and _refuses_writes(reply):
+                    self._unavailable(f"{type(reply).__name__}: {reply}")
                 elif isinstance(reply, Exception):
                     raise reply
                 else:

@@ -7,6 +7,7 @@ same event loop and read the same backend; both are optional.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import socket
@@ -58,6 +59,8 @@ answering: a new call gets hotspot's own UNAVAILABLE with a RetryInfo rather tha
 connection cut by the transport, and health watchers have time to move away."""
 HTTP_SHUTDOWN_TIMEOUT = 1.0
 """Seconds in-flight HTTP requests get once gRPC has stopped (streams end with the feed first)."""
+GC_FIRST_GENERATION = 20_000
+"""Allocations between the collector's young-generation runs (Python's default is 700)."""
 
 
 class PermitServer:
@@ -296,6 +299,17 @@ def bind_problem(host: str, port: int) -> str | None:
         return error.strerror or str(error)
 
 
+def tune_collector() -> None:
+    """For the process, once started. What start-up made (modules, a restored state) lives as
+    long as the process: frozen, no collection walks it again. And a larger first generation:
+    at thousands of permits a second the default (700) ran a collection every few ms and a
+    full one, over every tracked fixture, often enough to break a 10 ms p99 on its own (in
+    bench (j)'s profile: 5-15 full collections of 64-200 ms a minute, none with this)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_FIRST_GENERATION, *gc.get_threshold()[1:])
+
+
 async def serve(settings: Settings, reload: Callable[[], Settings] | None = None) -> None:
     """Run until SIGTERM or SIGINT, then shut down within the grace period.
 
@@ -326,6 +340,7 @@ async def serve(settings: Settings, reload: Callable[[], Settings] | None = None
         # after the ready line must reload it, not kill it.
         loop.add_signal_handler(signal.SIGHUP, on_sighup)
     await server.start()
+    tune_collector()
     started.set()
     await stopping.wait()
     logger.info("shutting down (grace %gs)", settings.grace, extra={"event": "stopping"})

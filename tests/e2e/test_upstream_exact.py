@@ -48,7 +48,7 @@ pytestmark = pytest.mark.slow
 
 LIMIT = 10
 WINDOW = "0.5s"
-CALLS = 300
+CALLS = 150
 LATENCY = "150ms"
 POOL = 4
 REPLICA_CALLS = 40

@@ -66,7 +66,7 @@ async def test_warming_stops_when_the_game_is_completed(make_warmer_rig: MakeWar
     await asyncio.sleep(5 * 60)
     rig.list_fixtures(super_bowl(status="completed"))
     completed_at = rig.clock.timestamp()
-    await asyncio.sleep(3600)
+    await asyncio.sleep(10 * 60)
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     assert [c for c in rig.calls if c > completed_at + 60] == []
@@ -79,13 +79,13 @@ async def test_the_cadence_keeps_within_its_share_of_the_budget(
     rig = await make_warmer_rig()
     rig.list_fixtures(super_bowl(status="live"))  # live odds: fresh for 3 s, so every tick calls
     task = asyncio.create_task(rig.scheduler.run())
-    await asyncio.sleep(30 * 60 + 10 * 60)  # 10 minutes of warming a live game
+    await asyncio.sleep(30 * 60 + 5 * 60)  # 5 minutes of warming a live game
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     budget = 0.2 * 50  # calls per 60 s window
     assert rig.calls_in_any_window(60.0) <= budget
     assert rig.calls_in_any_window(60.0) >= budget - 1  # and it does use its share
-    assert len(rig.calls) >= 10 * budget - 1
+    assert len(rig.calls) >= 5 * budget - 1
 
 
 async def test_each_poll_puts_the_schedule_on_the_permit_servers_warming_board(

@@ -34,11 +34,6 @@ CANCELLED = pb.AcquireStreamError(
 )
 
 
-def set_error(target: pb.AcquireStreamError, error: PermitError) -> None:
-    """The in-band answer to an item that failed: the status its unary call would end with."""
-    set_status(target, error)
-
-
 class AcquireStreamSession:
     def __init__(self, acquire: Acquire, release: Release) -> None:
         self._acquire = acquire
@@ -100,7 +95,7 @@ class AcquireStreamSession:
                     field="request_id",
                 )
         except PermitError as error:
-            set_error(self._answer(request_id).error, error)
+            set_status(self._answer(request_id).error, error)
             return
         if kind == "acquire":
             item.acquire.request_id = request_id
@@ -118,7 +113,7 @@ class AcquireStreamSession:
                 raise
             self._answer(request_id).error.CopyFrom(CANCELLED)
         except PermitError as error:
-            set_error(self._answer(request_id).error, error)
+            set_status(self._answer(request_id).error, error)
         else:
             set_grant(self._answer(request_id).granted, grant)
         finally:
@@ -128,7 +123,7 @@ class AcquireStreamSession:
         try:
             already = await self._release(request)
         except PermitError as error:
-            set_error(self._answer(request_id).error, error)
+            set_status(self._answer(request_id).error, error)
         else:
             self._answer(request_id).released.already_released = already
         finally:

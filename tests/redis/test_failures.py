@@ -236,10 +236,12 @@ async def test_a_redis_that_refuses_writes_fails_callers_closed_not_internal(
             assert ("ReadOnlyError" if refusal == "READONLY" else refusal) in str(failed.value)
             assert failed.value.retry_after > 0
             assert (backend.unready_reason() or "").endswith(str(failed.value.why))
+            await asyncio.sleep(0.6)  # the breaker's pause
+            await backend.sweep()  # reads still work: they do not make the replica ready
+            assert (backend.unready_reason() or "").endswith(str(failed.value.why))
             if refusal == "NOREPLICAS":
                 async with aioredis.Redis.from_url(redis_server.url) as admin:
                     await admin.config_set("min-replicas-to-write", 0)
-                await asyncio.sleep(0.6)  # the breaker's pause
                 await backend.acquire("f")  # and grants resume
                 assert backend.unready_reason() is None
         finally:

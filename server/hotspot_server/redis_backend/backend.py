@@ -240,8 +240,9 @@ class RedisBackend:
 
     # -- Calls to Redis --------------------------------------------------------------------
 
-    async def _call(self, call: Awaitable[Any]) -> Any:
-        """One Redis round trip under the timeout and the circuit breaker."""
+    async def _call(self, call: Awaitable[Any], *, writes: bool = True) -> Any:
+        """One Redis round trip under the timeout and the circuit breaker. A call that only
+        reads (writes=False) cannot tell that a Redis refusing writes is back."""
         try:
             self._breaker.check()
         except BackendUnavailable:
@@ -268,24 +269,24 @@ class RedisBackend:
                 # Not an outage: the replica is still learning the slot map (it is starting).
                 raise BackendUnavailable("still learning the Redis Cluster's slot map") from None
             self._unavailable(
-                f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+                f"{type(error).__name__}: {error}" if str(error) else type(error).__name__,
+                writes_refused=isinstance(error, ResponseError) and _refuses_writes(error),
             )
         finally:
             if inspect.iscoroutine(call):
                 call.close()  # never sent if the slot map came too late (or never); else a no-op
-        if self._breaker.why is not None:
+        if self._breaker.succeeded(wrote=writes):
             logger.warning("redis answers again", extra={"event": "backend_recovered"})
-        self._breaker.succeeded()
         return result
 
-    def _unavailable(self, why: str) -> NoReturn:
+    def _unavailable(self, why: str, *, writes_refused: bool = False) -> NoReturn:
         if self._breaker.why is None:
             logger.error(
                 "redis unreachable; refusing grants until it answers: %s",
                 why,
                 extra={"event": "backend_unavailable", "reason": why},
             )
-        self._breaker.failed(why)
+        self._breaker.failed(why, writes_refused=writes_refused)
         raise BackendUnavailable(why) from None
 
     def _slot_map_known(self) -> bool:
@@ -316,14 +317,16 @@ class RedisBackend:
         )
         return [self._read(f, raw) for f, raw in zip(fixture_ids, raws, strict=True)]
 
-    async def _run_many(self, calls: Sequence[tuple[str, list[str], list[str]]]) -> list[Any]:
+    async def _run_many(
+        self, calls: Sequence[tuple[str, list[str], list[str]]], *, writes: bool = True
+    ) -> list[Any]:
         """Run scripts (name, keys, args) in one pipeline. A node that does not know a script
         (it restarted, or no call has loaded it there yet) is sent them all, and only the calls
         it refused run again: a poll that ran once must not run twice (it hands out answers)."""
         if not calls:
             return []
         if isinstance(self._redis, RedisCluster):
-            concurrently: list[Any] = await self._call(self._run_concurrently(calls))
+            concurrently: list[Any] = await self._call(self._run_concurrently(calls), writes=writes)
             return concurrently
         results: list[Any] = [None] * len(calls)
         todo = list(range(len(calls)))
@@ -332,13 +335,13 @@ class RedisBackend:
             for i in todo:
                 name, keys, args = calls[i]
                 pipe.evalsha(self._scripts[name].sha, len(keys), *keys, *args)
-            replies = await self._call(pipe.execute(raise_on_error=False))
+            replies = await self._call(pipe.execute(raise_on_error=False), writes=writes)
             missing = []
             for i, reply in zip(todo, replies, strict=True):
                 if isinstance(reply, NoScriptError) and attempt == 0:
                     missing.append(i)
                 elif isinstance(reply, ResponseError) and _refuses_writes(reply):
-                    self._unavailable(f"{type(reply).__name__}: {reply}")
+                    self._unavailable(f"{type(reply).__name__}: {reply}", writes_refused=True)
                 elif isinstance(reply, Exception):
                     raise reply
                 else:
@@ -346,7 +349,7 @@ class RedisBackend:
             if not missing:
                 break
             for script in self._scripts.values():
-                await self._call(self._redis.script_load(script.script))
+                await self._call(self._redis.script_load(script.script), writes=False)
             todo = missing
         return results
 
@@ -673,7 +676,7 @@ class RedisBackend:
             ("overview", self._keys.shard_script_keys(shard), argv)
             for shard in range(self._keys.shards)
         ]
-        shards: list[Reply] = [json.loads(raw) for raw in await self._run_many(calls)]
+        shards: list[Reply] = [json.loads(raw) for raw in await self._run_many(calls, writes=False)]
         heat = [
             (float(hottest[i + 1]), hottest[i])
             for reply in shards
@@ -719,7 +722,7 @@ class RedisBackend:
         pipe = self._redis.pipeline(transaction=False)
         pipe.hget(self._keys.permits(shard), permit_id)
         pipe.hget(self._keys.released(shard), permit_id)
-        fixture_id, released_by = await self._call(pipe.execute())
+        fixture_id, released_by = await self._call(pipe.execute(), writes=False)
         if fixture_id is None:
             if released_by is not None and released_by == caller:
                 return True
@@ -752,7 +755,7 @@ class RedisBackend:
         pipe = self._redis.pipeline(transaction=False)
         for shard in range(self._keys.shards):
             pipe.hget(self._keys.requests(shard), key)
-        found: list[str | None] = await self._call(pipe.execute())
+        found: list[str | None] = await self._call(pipe.execute(), writes=False)
         entries = [entry.split("\t") for entry in found if entry is not None]
         if not entries:
             raise PermitNotFound(request_id, what="request")

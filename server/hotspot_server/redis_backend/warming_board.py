@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from importlib import resources
-from typing import Any
+from typing import Any, Protocol
 
 from hotspot_core.warming_board import (
     MAX_ANNOUNCERS,
@@ -23,7 +23,11 @@ from hotspot_server.redis_backend.connection import Client
 BOARD_KEY = "hotspot:{warmings}:board"
 """One key (its own hash tag, so one Cluster slot); at most MAX_ANNOUNCERS fields."""
 
-Call = Callable[[Awaitable[Any]], Awaitable[Any]]
+
+class Call(Protocol):
+    """The backend's bounded Redis call (see RedisBackend._call)."""
+
+    def __call__(self, call: Awaitable[Any], *, writes: bool = True) -> Awaitable[Any]: ...
 
 
 class RedisWarmingBoard:
@@ -72,7 +76,7 @@ class RedisWarmingBoard:
     async def listed(self, now: float) -> list[ScheduledWarming]:
         """The board as of `now` (the snapshot's Redis time). Each announcement is parsed once
         and kept until it changes: a stats tick costs one HGETALL of at most 32 short fields."""
-        raw: dict[str, str] = await self._call(self._redis.hgetall(BOARD_KEY))
+        raw: dict[str, str] = await self._call(self._redis.hgetall(BOARD_KEY), writes=False)
         parsed = self._parsed
         for key in [k for k in parsed if k not in raw]:
             del parsed[key]

@@ -232,3 +232,32 @@ def test_the_files_follow_live_state_not_history(tmp_path: Path) -> None:
     assert again.dropped == []
     assert list(state.glob("snapshot-*.log"))
     again.close()
+
+
+def test_compaction_runs_in_a_child_process_that_is_replaced_when_it_dies(tmp_path: Path) -> None:
+    """Compaction holds no GIL of the server's (see compaction.py): it runs in a child, which a
+    kill -9 does not stop compacting for long, and which ends with the store."""
+    state = tmp_path / "state"
+    state_dir = StateDir(state)
+    state_dir.acquire()
+    store = JournalStore(state_dir, fsync_interval=0.05, journal_bytes=64 << 10)
+    live = [record(f"fixture-{i:03d}", n=25) for i in range(50)]
+    children = set()
+    try:
+        for _ in range(2):
+            for _ in range(100):  # about 2 MB of history
+                store.write(live, [])
+            deadline = time.monotonic() + 5
+            while dir_bytes(state) > 300 << 10:
+                assert time.monotonic() < deadline, sorted(p.name for p in state.iterdir())
+                time.sleep(0.05)
+            child = store._compactor._child
+            assert child is not None
+            assert child.pid != os.getpid()
+            children.add(child.pid)
+            child.kill()
+            child.wait()
+    finally:
+        store.close()
+    assert len(children) == 2
+    assert store._compactor._child is None

@@ -2,8 +2,8 @@
 
 Why a journal rather than SQLite (docs/benchmarks.md has the figures): each batch is one
 append of a few hundred bytes per fixture changed, where SQLite rewrites a 4 KiB page per
-fixture in its WAL; restart reads one compacted file. The price is compaction, done by a
-thread from the closed files alone, never from the live state on the event loop.
+fixture in its WAL; restart reads one compacted file. The price is compaction, done from the
+closed files alone, never from the live state, by a child process (compaction.py says why).
 
 Files in the state dir: `journal-N.log`, appended to by this server (a new N at every start
 and every rotation), and `snapshot-N.log`, everything up to and including journal N,
@@ -20,7 +20,6 @@ import contextlib
 import errno
 import logging
 import os
-import re
 import threading
 import time
 from collections.abc import Sequence
@@ -28,13 +27,8 @@ from pathlib import Path
 
 from hotspot_core.errors import StoreUnavailable
 from hotspot_core.persistence import FixtureRecord
-from hotspot_server.store.journal import (
-    HEADER,
-    JournalError,
-    Replay,
-    batch_bytes,
-    snapshot_bytes,
-)
+from hotspot_server.store.compaction import CompactorProcess, state_files
+from hotspot_server.store.journal import HEADER, JournalError, Replay, batch_bytes
 from hotspot_server.store.state_dir import StateDir
 
 logger = logging.getLogger("hotspot.store")
@@ -43,7 +37,6 @@ DEFAULT_FSYNC_INTERVAL = 1.0
 MIN_JOURNAL_BYTES = 4 << 20
 """A journal is closed (and compacted) past max(this, twice the last snapshot): the state
 dir stays within a few times the live state, and compaction costs O(1) per byte written."""
-_FILE = re.compile(r"(journal|snapshot)-(\d{10})\.log")
 
 
 def _why(error: OSError, path: Path) -> str:
@@ -86,6 +79,7 @@ class JournalStore:
         self._records, last_seq = self._recover()
         self._seq = last_seq + 1
         self._worker: threading.Thread | None = None
+        self._compactor = CompactorProcess()
         if not state_dir.writable:
             self._readonly_why = f"{self.path} is read-only"
             return
@@ -99,16 +93,8 @@ class JournalStore:
 
     # -- Start: recovery -------------------------------------------------------------------------
 
-    def _files(self) -> list[tuple[int, str, Path]]:
-        found = []
-        for path in self.path.iterdir():
-            match = _FILE.fullmatch(path.name)
-            if match:
-                found.append((int(match.group(2)), match.group(1), path))
-        return sorted(found)
-
     def _recover(self) -> tuple[list[FixtureRecord], int]:
-        files = self._files()
+        files = state_files(self.path)
         snapshots = [(seq, path) for seq, kind, path in files if kind == "snapshot"]
         replay = Replay()
         base = -1
@@ -218,6 +204,7 @@ class JournalStore:
         if self._worker is not None:
             self._worker.join()
             self._worker = None
+        self._compactor.close()
         with self._lock:
             if self._fd is not None:
                 with contextlib.suppress(OSError):
@@ -256,35 +243,6 @@ class JournalStore:
         """Fold every closed journal (and the last snapshot) into a new snapshot."""
         with self._lock:
             current = self._seq
-        files = [(seq, kind, path) for seq, kind, path in self._files() if seq < current]
-        base = max((seq for seq, kind, _ in files if kind == "snapshot"), default=-1)
-        # The newest snapshot, then the closed journals after it, as a restart would read them.
-        plan = [
-            path
-            for seq, kind, path in files
-            if (kind == "snapshot" and seq == base) or (kind == "journal" and seq > base)
-        ]
-        upto = max((seq for seq, kind, _ in files if kind == "journal"), default=-1)
-        if upto <= base:
-            return  # no closed journal since the last snapshot
-        replay = Replay()
-        for path in plan:
-            with contextlib.suppress(JournalError):
-                replay.read(path.name, path.read_bytes())
-        target = self.path / f"snapshot-{upto:010d}.log"
-        tmp = target.with_suffix(".tmp")
-        with tmp.open("wb") as f:
-            for part in snapshot_bytes(replay.states):
-                f.write(part)
-            f.flush()
-            os.fsync(f.fileno())
-        tmp.replace(target)
-        dir_fd = os.open(self.path, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)  # the rename itself survives a machine crash
-        finally:
-            os.close(dir_fd)
-        self._snapshot_bytes = target.stat().st_size
-        for seq, _, path in files:
-            if seq <= upto and path != target:
-                path.unlink(missing_ok=True)
+        size = self._compactor.compact(self.path, current)
+        if size is not None:
+            self._snapshot_bytes = size

@@ -212,18 +212,28 @@ def dir_bytes(path: Path) -> int:
     return total
 
 
-def test_the_files_follow_live_state_not_history(tmp_path: Path) -> None:
-    state = tmp_path / "state"
-    state_dir = StateDir(state)
-    state_dir.acquire()
-    store = JournalStore(state_dir, fsync_interval=0.05, journal_bytes=64 << 10)
-    live = [record(f"fixture-{i:03d}", n=25) for i in range(50)]  # about 22 KB of live state
-    for _ in range(200):  # about 4 MB of history
+def write_history(store: JournalStore, live: list[FixtureRecord], times: int) -> None:
+    """Writes the live records `times` times over, and waits until compaction has folded them
+    (the dir back near live state)."""
+    for _ in range(times):
         store.write(live, [])
     deadline = time.monotonic() + 5
-    while dir_bytes(state) > 300 << 10:
-        assert time.monotonic() < deadline, sorted(p.name for p in state.iterdir())
+    while dir_bytes(store.path) > 300 << 10:
+        assert time.monotonic() < deadline, sorted(p.name for p in store.path.iterdir())
         time.sleep(0.05)
+
+
+def small_journal_store(state: Path) -> JournalStore:
+    state_dir = StateDir(state)
+    state_dir.acquire()
+    return JournalStore(state_dir, fsync_interval=0.05, journal_bytes=64 << 10)
+
+
+def test_the_files_follow_live_state_not_history(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    store = small_journal_store(state)
+    live = [record(f"fixture-{i:03d}", n=25) for i in range(50)]  # about 22 KB of live state
+    write_history(store, live, 200)  # about 4 MB of history
     store.write([], [r.fixture_id for r in live[:25]])
     store.close()
     again = open_state_store(state)
@@ -237,20 +247,12 @@ def test_the_files_follow_live_state_not_history(tmp_path: Path) -> None:
 def test_compaction_runs_in_a_child_process_that_is_replaced_when_it_dies(tmp_path: Path) -> None:
     """Compaction holds no GIL of the server's (see compaction.py): it runs in a child, which a
     kill -9 does not stop compacting for long, and which ends with the store."""
-    state = tmp_path / "state"
-    state_dir = StateDir(state)
-    state_dir.acquire()
-    store = JournalStore(state_dir, fsync_interval=0.05, journal_bytes=64 << 10)
+    store = small_journal_store(tmp_path / "state")
     live = [record(f"fixture-{i:03d}", n=25) for i in range(50)]
     children = set()
     try:
         for _ in range(2):
-            for _ in range(100):  # about 2 MB of history
-                store.write(live, [])
-            deadline = time.monotonic() + 5
-            while dir_bytes(state) > 300 << 10:
-                assert time.monotonic() < deadline, sorted(p.name for p in state.iterdir())
-                time.sleep(0.05)
+            write_history(store, live, 100)  # about 2 MB of history
             child = store._compactor._child
             assert child is not None
             assert child.pid != os.getpid()

@@ -30,10 +30,16 @@ _SHARD_KEYS = (
     "requests",
     "released",
     "released_order",
+    "outbox",  # hash: seq -> the fleet counts a script lowered (ledger.lua); n, e: last seq, epoch
 )
 _REQUESTS = _SHARD_KEYS.index("requests")
 _PERMITS = _SHARD_KEYS.index("permits")
 _RELEASED = _SHARD_KEYS.index("released")
+_TOTALS = _SHARD_KEYS.index("totals")
+_OUTBOX = _SHARD_KEYS.index("outbox")
+LEDGER_PREFIX = "hotspot:{fleet}:"
+"""The fleet ledger's hash tag (ledger.lua): its own slot, apart from every shard's."""
+_LEDGER_KEYS = ("counts", "pending", "pending_at", "applied")
 
 
 def _tag(shard: int, shards: int) -> str:
@@ -55,6 +61,9 @@ class KeyLayout:
         if not 1 <= shards <= MAX_SHARDS:
             raise ValueError(f"shards must be 1 to {MAX_SHARDS}, got {shards}")
         self.shards = shards
+        self.fleet = shards > 1
+        """Whether the fleet-wide counts live in the fleet ledger (they are a shard's own when
+        there is one shard)."""
         self._prefixes = [f"hotspot:{{{_tag(shard, shards)}}}:" for shard in range(shards)]
 
     def shard_of(self, fixture_id: str) -> int:
@@ -82,6 +91,21 @@ class KeyLayout:
 
     def released(self, shard: int) -> str:
         return self._prefixes[shard] + _SHARD_KEYS[_RELEASED]
+
+    def totals(self, shard: int) -> str:
+        return self._prefixes[shard] + _SHARD_KEYS[_TOTALS]
+
+    def outbox(self, shard: int) -> str:
+        return self._prefixes[shard] + _SHARD_KEYS[_OUTBOX]
+
+    def reservation(self, shard: int, reservation_id: str) -> str:
+        """Where a shard notes a fleet reservation it used or revoked (acquire.lua, revoke.lua)."""
+        return f"{self._prefixes[shard]}r:{reservation_id}"
+
+    @staticmethod
+    def ledger_keys() -> list[str]:
+        """The KEYS of ledger.lua: the fleet's counts, pending reservations, applied outboxes."""
+        return [LEDGER_PREFIX + name for name in _LEDGER_KEYS]
 
     def permit_id(self, fixture_id: str, token: str) -> str:
         """A permit id that names its fixture's shard: a release finds the shard from it."""

@@ -1,8 +1,9 @@
 -- Acquire: grant at once, take a ticket in the fixture's queue, or refuse (memory.py acquire,
 -- _track, _enqueue, _granted_before). ARGV[OP..]: budget, client_id, request_id, caller,
 -- permit id, '1' for a cache warmer's request; with FLEET: the ledger's word ('' none yet,
--- 'f:ID' or 'w:ID' a reservation of a new fixture or a new waiter, 'no:w' the caller's
--- waiters are at their cap), and how long a shard remembers a reservation id (ms).
+-- 'f:ID' or 'w:ID' a reservation of a new fixture or a new waiter; 'no:w' the caller's
+-- waiters are at their cap; 'no:own', 'no:all' the caller's fixtures or the fleet's are at
+-- their cap), and how long a shard remembers a reservation id (ms).
 -- KEYS[23] (FLEET, with a reservation): where the shard notes the id used or refused.
 local budget, client_id, request_id = num(ARGV[OP]), ARGV[OP + 1], ARGV[OP + 2]
 local caller, pid, warming = ARGV[OP + 3], ARGV[OP + 4], ARGV[OP + 5] == '1'
@@ -58,6 +59,12 @@ end
 if not load() then
   if FLEET then
     -- Tracking a new fixture raises fleet counts: the ledger checks and reserves them first.
+    if ledger_said == 'no:own' or ledger_said == 'no:all' then
+      total('rej', 1)
+      local own = ledger_said == 'no:own'
+      return answer({r = {k = 'TOO_MANY_FIXTURES', retry = fmt(WINDOW), own = own,
+        max = own and MAX_FIXTURES_PER_CALLER or MAX_FIXTURES}}, nil)
+    end
     if not take_reservation('f') then return answer({r = {k = 'RESERVE', need = 'f'}}, nil) end
   else
     local tracked = redis.call('ZCARD', G_FIX)

@@ -490,7 +490,8 @@ class RedisBackend:
         """The acquire script where the ledger holds the fleet-wide counts. Where it needs a new
         count (a new fixture, a new waiter), the script changes nothing and says so; the count
         is reserved on the ledger, and the script runs again with the reservation, which it
-        takes or refuses (then given back). A grant on a tracked fixture stays one round trip."""
+        takes or refuses (then given back), or with the ledger's refusal. A grant on a tracked
+        fixture stays one round trip; a new fixture or waiter takes three."""
         shard = self._keys.shard_of(fixture_id)
         caller = args[3]
         ledger_said = ""
@@ -523,14 +524,11 @@ class RedisBackend:
             if reserved["ok"]:
                 ledger_said = f"{need}:{reservation}"
             elif need == "w":
-                ledger_said = "no:w"  # the shard refuses it CALLER_QUEUE_FULL with its figures
+                ledger_said = "no:w"
             else:
-                # The reference counts a refusal of a fixture it does not track in its totals.
-                totals = self._keys.totals(shard)
-                self._spawn(self._quietly(self._call(self._redis.hincrby(totals, "rej", 1))))
-                own = bool(reserved["own"])
-                refusal = {"k": "TOO_MANY_FIXTURES", "retry": _fmt(p.window), "own": own}
-                return {**reply, "r": refusal, "next": "none"}
+                ledger_said = "no:own" if reserved["own"] else "no:all"
+            # Refused, the shard runs again to answer as of then: the fixture may have been
+            # tracked meanwhile (by another caller), and then the refusal would be wrong.
         raise BackendUnavailable("the fixture kept changing while its fleet count was reserved")
 
     async def _caller_waiters_full(self, caller: str) -> bool:

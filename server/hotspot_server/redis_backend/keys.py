@@ -35,7 +35,6 @@ _SHARD_KEYS = (
 _REQUESTS = _SHARD_KEYS.index("requests")
 _PERMITS = _SHARD_KEYS.index("permits")
 _RELEASED = _SHARD_KEYS.index("released")
-_TOTALS = _SHARD_KEYS.index("totals")
 _OUTBOX = _SHARD_KEYS.index("outbox")
 LEDGER_PREFIX = "hotspot:{fleet}:"
 """The fleet ledger's hash tag (ledger.lua): its own slot, apart from every shard's."""
@@ -91,9 +90,6 @@ class KeyLayout:
 
     def released(self, shard: int) -> str:
         return self._prefixes[shard] + _SHARD_KEYS[_RELEASED]
-
-    def totals(self, shard: int) -> str:
-        return self._prefixes[shard] + _SHARD_KEYS[_TOTALS]
 
     def outbox(self, shard: int) -> str:
         return self._prefixes[shard] + _SHARD_KEYS[_OUTBOX]

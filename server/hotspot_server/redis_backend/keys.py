@@ -5,7 +5,9 @@ script over the fixture's keys and the fleet's rows it changes (tracked fixtures
 hold samples, per-caller counts, raised alerts, the permit and request indexes). So fixtures
 are grouped into shards by a hash of their id, and each shard keeps its own fleet rows beside
 its fixtures, all under the shard's tag: one script, one slot. Readers of the fleet's view
-merge the shards' rows. One shard (single-node Redis, Sentinel) is exactly one fleet.
+merge the shards' rows. One shard (single-node Redis, Sentinel) is exactly one fleet. With
+several, the counts behind the fleet-wide caps are the fleet ledger's (ledger.lua), under a tag
+of its own; each shard keeps an outbox of the counts it lowered, for the ledger.
 """
 
 from __future__ import annotations

@@ -209,6 +209,8 @@ class RedisBackend:
         self._next_revoke = -math.inf  # loop time of this replica's next look for stale ones
         self._draining: set[int] = set()
         self._drain_again: set[int] = set()
+        self._to_settle: list[str] = []  # reservation id, 'used' or 'revoked', ...
+        self._settling = False
         self._breaker = CircuitBreaker()
         self._cluster_calls = asyncio.Semaphore(CLUSTER_CALLS_AT_ONCE)
         self._learning: asyncio.Task[Any] | None = None
@@ -504,8 +506,7 @@ class RedisBackend:
                 "acquire", fixture_id, [*args, ledger_said, ttl], more_keys=more_keys
             )
             if reservation:  # settled off the caller's path; if lost, revocation settles it
-                used = "used" if reply.get("rid") == "used" else "revoked"
-                self._spawn(self._resolve_quietly([reservation, used]))
+                self._settle_soon(reservation, "used" if reply.get("rid") == "used" else "revoked")
             answer: Reply = reply["r"]
             if answer["k"] != "RESERVE":
                 if "cq" in answer and await self._caller_waiters_full(caller):
@@ -545,9 +546,25 @@ class RedisBackend:
         )
         return raw
 
-    async def _resolve_quietly(self, outcomes: Sequence[str]) -> None:
+    def _settle_soon(self, reservation: str, outcome: str) -> None:
+        """Settle a reservation on the ledger ('used', or 'revoked': given back), with those
+        that came while the last settling call was on its way: one call for many under load."""
+        self._to_settle += [reservation, outcome]
+        if not self._settling:
+            self._settling = True
+            self._spawn(self._settle())
+
+    async def _settle(self) -> None:
+        try:
+            while self._to_settle:
+                outcomes, self._to_settle = self._to_settle, []
+                await self._quietly(self._resolve(outcomes))
+        finally:
+            self._settling = False
+
+    async def _resolve(self, outcomes: Sequence[str]) -> None:
         """Settle reservations on the ledger: pairs of id, 'used' or 'revoked'."""
-        await self._quietly(self._ledger("resolve", [_fmt(RESERVATION_TTL / 2), *outcomes]))
+        await self._ledger("resolve", [_fmt(RESERVATION_TTL / 2), *outcomes])
 
     @staticmethod
     async def _quietly(call: Awaitable[Any]) -> None:
@@ -600,8 +617,9 @@ class RedisBackend:
             keys = [self._keys.reservation(shard, r) for r in reservations]
             ttl = str(int(RESERVATION_TTL * 1000))
             noted: list[str] = await self._call(self._scripts["revoke"](keys=keys, args=[ttl]))
-            outcomes = [item for pair in zip(reservations, noted, strict=True) for item in pair]
-            await self._ledger("resolve", [_fmt(RESERVATION_TTL / 2), *outcomes])
+            await self._resolve(
+                [item for pair in zip(reservations, noted, strict=True) for item in pair]
+            )
 
     def _undo_acquire(self, fixture_id: str, caller: str, call: asyncio.Future[Reply]) -> None:
         if call.cancelled() or call.exception() is not None:

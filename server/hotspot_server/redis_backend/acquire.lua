@@ -77,7 +77,7 @@ if not load() then
     end
   end
   st = {calls = 0, rej = 0, ab = 0, inf = 0, pause = -math.huge, hot = false, by = caller, seq = 0,
-    warm = -math.huge}
+    warm = -math.huge, fl = FLEET}
   if caller ~= '' then caller_count('f|' .. caller, 1) end
 end
 
@@ -114,7 +114,8 @@ else
       local deadline = NOW + budget
       redis.call('ZADD', K_Q, st.seq, tid)
       redis.call('HSET', K_T, tid, cjson.encode({a = fmt(NOW), d = fmt(deadline), n = depth + 1,
-        i = client_id, r = request_id, c = caller, rep = REPLICA, p = pid, w = warming}))
+        i = client_id, r = request_id, c = caller, rep = REPLICA, p = pid, w = warming,
+        l = FLEET or nil}))  -- counted by the ledger (this call took its reservation)
       if deadline ~= math.huge then redis.call('ZADD', K_DL, fmt(deadline), tid) end
       redis.call('ZADD', K_TL, fmt(NOW + TICKET_LEASE), tid)
       total('qd', 1)

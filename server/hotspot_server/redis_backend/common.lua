@@ -47,6 +47,9 @@ local notify = {}       -- replicas whose tickets this call answered
 local abandoned = 0
 local lowered = nil     -- the fleet counts this call lowered (FLEET): field -> delta
 
+-- Only what the ledger counted (its reservation was taken: st.fl, a ticket's l) is lowered
+-- there: a fixture or ticket from before the ledger (an upgrade) would take the count below
+-- the truth.
 local function fleet_count(field, by)
   if not FLEET then return end
   lowered = lowered or {}
@@ -61,7 +64,7 @@ local function load()
   st = {
     calls = tonumber(h.calls), rej = tonumber(h.rej), ab = tonumber(h.ab), inf = tonumber(h.inf),
     pause = num(h.pause), hot = h.hot == '1', by = h.by, seq = tonumber(h.seq),
-    warm = num(h.warm or '-inf'),
+    warm = num(h.warm or '-inf'), fl = h.fl == '1',
   }
   return true
 end
@@ -69,7 +72,7 @@ end
 local function save()
   redis.call('HSET', K_S, 'calls', st.calls, 'rej', st.rej, 'ab', st.ab, 'inf', st.inf,
     'pause', fmt(st.pause), 'hot', st.hot and '1' or '0', 'by', st.by, 'seq', st.seq,
-    'warm', fmt(st.warm))
+    'warm', fmt(st.warm), 'fl', st.fl and '1' or '0')
 end
 
 local function total(field, by) redis.call('HINCRBY', G_TOT, field, by) end
@@ -288,7 +291,7 @@ local function dequeued(td)
   total('qd', -1)
   if td.c ~= '' then
     caller_count('w|' .. td.c, -1)
-    fleet_count('w|' .. td.c, -1)
+    if td.l then fleet_count('w|' .. td.c, -1) end
   end
 end
 
@@ -413,10 +416,10 @@ local function forget()
   redis.call('DEL', K_S, K_HELD, K_REL, K_P, K_EXP, K_H, K_Q, K_T, K_DL, K_TL)
   redis.call('ZREM', G_FIX, FIXTURE)
   redis.call('ZREM', G_HEAT, FIXTURE)
-  fleet_count('fixtures', -1)
+  if st.fl then fleet_count('fixtures', -1) end
   if st.by ~= '' then
     caller_count('f|' .. st.by, -1)
-    fleet_count('f|' .. st.by, -1)
+    if st.fl then fleet_count('f|' .. st.by, -1) end
   end
   st = nil
 end

@@ -344,6 +344,20 @@ async def test_max_fixtures_admits_exactly_that_many_over_shards_from_racing_rep
         assert stats.totals.fixtures_tracked == 5
         counts = await ledger_counts(replicas[0])  # refused reservations were given back
         assert (counts["fixtures"], counts.get("f|c0", 0) + counts.get("f|c1", 0)) == (5, 5)
+        # Untracked at once on every replica (not sent): three replicas drain the outboxes,
+        # and each entry is applied once.
+        await asyncio.gather(
+            *(
+                replicas[i % 3].release(g.permit_id, Outcome.NOT_SENT, caller=f"c{i % 2}")
+                for i, g in enumerate(answers)
+                if isinstance(g, Grant)
+            )
+        )
+
+        async def ledger_empty() -> bool:
+            return await ledger_counts(replicas[1]) == {}
+
+        await eventually(ledger_empty, within=3)
     finally:
         for replica in replicas:
             await replica.close()

@@ -514,23 +514,20 @@ class RedisBackend:
                     reply["r"] = full
                 return reply
             need = answer["need"]
-            reservation = secrets.token_hex(8)
+            new_reservation = secrets.token_hex(8)
             p = self._policy
-            caps = [str(p.max_fixtures), str(p.max_fixtures_per_caller)]
+            caps = [p.max_fixtures, p.max_fixtures_per_caller, p.max_waiters_per_caller]
             reserved = json.loads(
                 await self._ledger(
-                    "reserve",
-                    [reservation, str(shard), need, caller, *caps, str(p.max_waiters_per_caller)],
+                    "reserve", [new_reservation, str(shard), need, caller, *map(str, caps)]
                 )
             )
             if reserved["ok"]:
-                ledger_said = f"{need}:{reservation}"
-            elif need == "w":
-                ledger_said = "no:w"
+                ledger_said = f"{need}:{new_reservation}"
             else:
-                ledger_said = "no:own" if reserved["own"] else "no:all"
-            # Refused, the shard runs again to answer as of then: the fixture may have been
-            # tracked meanwhile (by another caller), and then the refusal would be wrong.
+                # The shard answers the refusal as of its next look: the fixture may have been
+                # tracked meanwhile (by another caller), and then it is no refusal at all.
+                ledger_said = "no:w" if need == "w" else "no:own" if reserved["own"] else "no:all"
         raise BackendUnavailable("the fixture kept changing while its fleet count was reserved")
 
     async def _caller_waiters_full(self, caller: str) -> bool:

@@ -1,9 +1,10 @@
 """A part of the permit integration suite on three replicas sharing a three-node Redis Cluster
 (the whole suite runs on memory:// and on three replicas on one Redis): the rules a Cluster
 keeps per fixture (FIFO order across replicas and streams, the window, refunds, pauses,
-leases, cancellation, request ids) and the Stats ranking it merges over its shards. Not here:
-the fleet-wide caps a Cluster counts per shard (README), and tests that time a first call
-(a replica's first calls on a Cluster also learn its slot map)."""
+leases, cancellation, request ids), the Stats ranking it merges over its shards, and
+--max-fixtures, which the fleet ledger keeps exact across shards (tests/redis/test_cluster.py
+has the per-caller caps). Not here: tests that time a first call (a replica's first calls on
+a Cluster also learn its slot map)."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ test_a_permit_can_be_released_by_the_request_id_it_was_granted_to = (
     permits.test_a_permit_can_be_released_by_the_request_id_it_was_granted_to
 )
 test_stats_rank_hottest_first = permits.test_stats_rank_hottest_first
+test_too_many_fixtures = permits.test_too_many_fixtures
 test_fifo_holds_across_stream_and_unary_callers = (
     stream.test_fifo_holds_across_stream_and_unary_callers
 )

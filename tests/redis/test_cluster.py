@@ -5,6 +5,7 @@ three replicas on the Cluster keep each fixture's limit and FIFO order exactly."
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 import time
 from collections import defaultdict
@@ -13,7 +14,12 @@ import pytest
 import redis
 from redis.crc import key_slot
 
-from hotspot_core.errors import BackendUnavailable, PermitNotFound
+from hotspot_core.errors import (
+    BackendUnavailable,
+    CallerQueueFull,
+    PermitNotFound,
+    TooManyFixtures,
+)
 from hotspot_core.grants import Grant, Outcome
 from hotspot_core.policy import PermitPolicy
 from hotspot_core.stats import StatsView
@@ -213,3 +219,164 @@ def test_a_cluster_url_names_its_nodes_and_shards() -> None:
         open_redis_backend("redis://127.0.0.1:6379/0?shards=4", PermitPolicy())
     with pytest.raises(ValueError, match="shards must be 1 to 256"):
         open_redis_backend("redis+cluster://127.0.0.1:7000?shards=0", PermitPolicy())
+
+
+# -- The fleet-wide caps, exact across shards (the fleet ledger) ---------------------------------
+
+
+def on_different_shards(count: int, prefix: str = "fleet") -> list[str]:
+    """`count` fixture ids, no two in one shard."""
+    layout, found = KeyLayout(CLUSTER_SHARDS), dict[int, str]()
+    for i in itertools.count():
+        fixture_id = f"{prefix}-{i}"
+        found.setdefault(layout.shard_of(fixture_id), fixture_id)
+        if len(found) == count:
+            return list(found.values())
+    raise AssertionError("unreachable")
+
+
+def fleet_replica(
+    cluster: RedisClusterNodes, policy: PermitPolicy, reservation_grace: float = 5.0
+) -> RedisBackend:
+    return RedisBackend(
+        cluster.url,
+        policy,
+        call_timeout=2.0,
+        shards=CLUSTER_SHARDS,
+        reservation_grace=reservation_grace,
+    )
+
+
+async def ledger_counts(backend: RedisBackend) -> dict[str, int]:
+    counts = await backend._redis.hgetall(KeyLayout.ledger_keys()[0])
+    return {str(field): int(value) for field, value in counts.items()}
+
+
+async def admitted(backend: RedisBackend, fixture_id: str, caller: str = "") -> bool:
+    try:
+        await backend.acquire(fixture_id, caller=caller)
+    except TooManyFixtures:
+        return False
+    return True
+
+
+async def test_a_callers_fixture_cap_holds_across_shards_and_frees_when_one_is_untracked(
+    cluster_url: str, redis_cluster: RedisClusterNodes
+) -> None:
+    policy = PermitPolicy(limit=1, window=1, max_fixtures_per_caller=3)
+    backend = fleet_replica(redis_cluster, policy)
+    mine, others = on_different_shards(3, "mine"), on_different_shards(CLUSTER_SHARDS, "next")
+    try:
+        held = [await backend.acquire(f, caller="x") for f in mine]
+        for fixture_id in others:  # every shard refuses x's next new fixture...
+            with pytest.raises(TooManyFixtures) as refused:
+                await backend.acquire(fixture_id, caller="x")
+            assert (refused.value.caller, refused.value.max_fixtures) == ("x", 3)
+        assert await admitted(backend, others[0], caller="y")  # ...and only x's
+        # A permit not sent leaves no trace in the window: its fixture is untracked at once.
+        await backend.release(held[0].permit_id, Outcome.NOT_SENT, caller="x")
+        await eventually(lambda: admitted(backend, others[1], caller="x"), within=3)
+        with pytest.raises(TooManyFixtures):
+            await backend.acquire(others[2], caller="x")
+        # The untracked fixture's count came back through its shard's outbox, once.
+        assert await ledger_counts(backend) == {"fixtures": 4, "f|x": 3, "f|y": 1}
+    finally:
+        await backend.close()
+
+
+async def test_a_callers_waiter_cap_holds_across_shards(
+    cluster_url: str, redis_cluster: RedisClusterNodes
+) -> None:
+    policy = PermitPolicy(limit=1, window=1, queue=5, max_waiters_per_caller=2)
+    backend = fleet_replica(redis_cluster, policy)
+    fixtures = on_different_shards(3, "queued")
+    try:
+        for fixture_id in fixtures:
+            await backend.acquire(fixture_id)  # full: the next caller waits
+        first = asyncio.ensure_future(backend.acquire(fixtures[0], caller="x"))
+        await until_queued(backend, 1)
+        second = asyncio.ensure_future(backend.acquire(fixtures[1], caller="x"))
+        await until_queued(backend, 2)
+        with pytest.raises(CallerQueueFull):
+            await backend.acquire(fixtures[2], caller="x")
+        # The reference checks the caller's cap first: not WAIT_TOO_LONG for a budget of 0.
+        with pytest.raises(CallerQueueFull):
+            await backend.acquire(fixtures[2], caller="x", budget=0)
+        third = asyncio.ensure_future(backend.acquire(fixtures[2], caller="y"))
+        await until_queued(backend, 3)
+        first.cancel()  # x leaves a queue: its next waiter is let in, on another shard
+
+        async def queued() -> bool:
+            try:
+                await asyncio.wait_for(backend.acquire(fixtures[2], caller="x"), 0.05)
+            except CallerQueueFull:
+                return False
+            except TimeoutError:
+                return True  # it waits in the queue (and leaves it as it is cancelled)
+            raise AssertionError("granted a full fixture")
+
+        await eventually(queued, within=3)
+        for waiter in (second, third):
+            waiter.cancel()
+    finally:
+        await backend.close()
+
+
+async def test_max_fixtures_admits_exactly_that_many_over_shards_from_racing_replicas(
+    cluster_url: str, redis_cluster: RedisClusterNodes
+) -> None:
+    policy = PermitPolicy(limit=2, window=1, max_fixtures=5)
+    replicas = [fleet_replica(redis_cluster, policy) for _ in range(3)]
+    fixtures = on_different_shards(CLUSTER_SHARDS, "race")
+    try:
+        answers = await asyncio.gather(
+            *(
+                replicas[i % 3].acquire(f, caller=f"c{i % 2}")
+                for i, f in enumerate([*fixtures, *fixtures])  # each fixture asked twice
+            ),
+            return_exceptions=True,
+        )
+        granted = {g.fixture_id for g in answers if isinstance(g, Grant)}
+        refused = [r for r in answers if isinstance(r, TooManyFixtures)]
+        assert len(granted) == 5, answers  # not fewer: each shard alone would allow 1
+        assert all(r.caller is None and r.max_fixtures == 5 for r in refused), refused
+        stats = await replicas[0].stats(StatsView(top_n=0))
+        assert stats.totals.fixtures_tracked == 5
+        counts = await ledger_counts(replicas[0])  # refused reservations were given back
+        assert (counts["fixtures"], counts.get("f|c0", 0) + counts.get("f|c1", 0)) == (5, 5)
+        # Untracked at once on every replica (not sent): three replicas drain the outboxes,
+        # and each entry is applied once.
+        await asyncio.gather(
+            *(
+                replicas[i % 3].release(g.permit_id, Outcome.NOT_SENT, caller=f"c{i % 2}")
+                for i, g in enumerate(answers)
+                if isinstance(g, Grant)
+            )
+        )
+
+        async def ledger_empty() -> bool:
+            return await ledger_counts(replicas[1]) == {}
+
+        await eventually(ledger_empty, within=3)
+    finally:
+        for replica in replicas:
+            await replica.close()
+
+
+async def test_a_reservation_whose_replica_died_is_revoked_within_the_grace(
+    cluster_url: str, redis_cluster: RedisClusterNodes
+) -> None:
+    policy = PermitPolicy(limit=1, window=1, max_fixtures=1)
+    backend = fleet_replica(redis_cluster, policy, reservation_grace=0.5)
+    fixture_id = on_different_shards(1, "after")[0]
+    try:
+        # A replica reserved the fleet's one fixture and died before its shard saw it.
+        caps = [str(policy.max_fixtures), "10", "10"]
+        await backend._ledger("reserve", ["lost", "0", "f", "", *caps])
+        with pytest.raises(TooManyFixtures):
+            await backend.acquire(fixture_id)
+        took = await eventually(lambda: admitted(backend, fixture_id), within=3)
+        assert took < 2.5  # the grace, then the sweep's next pass (each second at most)
+        assert await ledger_counts(backend) == {"fixtures": 1}
+    finally:
+        await backend.close()

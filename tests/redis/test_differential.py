@@ -272,24 +272,30 @@ async def test_redis_backend_agrees_with_memory(shared_redis: RedisServer, seed:
 async def test_redis_cluster_backend_agrees_with_memory(
     redis_cluster: RedisClusterNodes, seed: int
 ) -> None:
-    """The same on a three-node Cluster, its fixtures split into CLUSTER_SHARDS shards. The
-    fixtures here share one shard, as the fleet-wide rules (max_fixtures, per-caller caps, the
-    server-wide hold) are the shard's in a Cluster (README); the other shards stay empty but
-    are merged into every overview, and the shard is on one node among three."""
+    """The same on a three-node Cluster, its fixtures split into CLUSTER_SHARDS shards, so the
+    fleet-wide caps (max_fixtures, per caller) go through the fleet ledger. The fixtures here
+    share one shard, as the server-wide hold is the shard's in a Cluster (README); the other
+    shards stay empty but are merged into every overview, and the shard is on one node among
+    three. Odd seeds cap each caller at one waiter, so that CALLER_QUEUE_FULL comes up."""
     redis_cluster.flush()
-    await agree(redis_cluster.url, seed, ONE_SHARD, shards=CLUSTER_SHARDS)
+    policy = replace(POLICY, max_waiters_per_caller=1) if seed % 2 else POLICY
+    await agree(redis_cluster.url, seed, ONE_SHARD, shards=CLUSTER_SHARDS, policy=policy)
 
 
 async def agree(
-    url: str, seed: int, fixtures: tuple[str, ...] = FIXTURES, *, shards: int = 1
+    url: str,
+    seed: int,
+    fixtures: tuple[str, ...] = FIXTURES,
+    *,
+    shards: int = 1,
+    policy: PermitPolicy = POLICY,
 ) -> None:
     """One random sequence of SEED's on both backends, compared after every step."""
     clock = ManualClock()
-    memory = MemoryBackend(POLICY, clock=clock)
+    memory = MemoryBackend(policy, clock=clock)
     redis = RedisBackend(
         url,
-        # Each shard tracks max_fixtures / shards: the shard these fixtures share, POLICY's.
-        replace(POLICY, max_fixtures=POLICY.max_fixtures * shards),
+        policy,
         now=clock.monotonic,
         call_timeout=2.0,
         ticket_lease=math.inf,

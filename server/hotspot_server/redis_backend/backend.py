@@ -13,6 +13,12 @@ the fixture's next change and at most HEARTBEAT away; its poll also renews its t
 so the tickets of a replica that died expire within TICKET_LEASE and the queue moves on. One
 sweep per replica settles fixtures whose next change has come (lease ends, cool-downs, idle
 fixtures), so the fleet's state moves on however many replicas die.
+
+With several shards (a Redis Cluster), the fleet-wide caps (--max-fixtures, per caller) are
+counted in one fleet ledger (ledger.lua): an Acquire that would track a new fixture or queue a
+new waiter reserves the count there first, then runs its shard's script again with the
+reservation; counts that shards lower reach the ledger through their outboxes, drained by any
+replica; a reservation whose replica died before its shard saw it is revoked after a grace.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import json
 import logging
 import math
 import secrets
+from collections import defaultdict
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import replace
 from importlib import resources
@@ -82,6 +89,14 @@ TICKET_LEASE = 2.0
 SWEEP_EVERY = 1.0
 """Longest pause of a replica's sweep for fixtures whose next change has come."""
 SWEEP_BATCH = 200
+RESERVATION_GRACE = 5.0
+"""A fleet reservation still pending after this long is revoked (its replica may have died
+before its shard saw it): well past a call's timeout, so a live Acquire rarely loses one."""
+RESERVATION_TTL = 120.0
+"""Seconds a shard remembers a reservation it used or refused; the ledger gives back a refused
+one only while it is younger than half this (else the shard may have forgotten it used it)."""
+RESERVE_ATTEMPTS = 4
+"""Shard scripts one Acquire may run while the fixture keeps changing under its reservations."""
 RANKING_SLACK = 50
 """Candidates looked at beyond top_n: the stored heat is as of each fixture's last change."""
 ALERT_CHANNEL = "hotspot:alerts"
@@ -167,6 +182,7 @@ class RedisBackend:
         ticket_lease: float = TICKET_LEASE,
         background: bool = True,
         shards: int = 1,
+        reservation_grace: float = RESERVATION_GRACE,
     ) -> None:
         """`now`, an infinite `ticket_lease` and `background=False` are for tests that drive
         time themselves: `now` replaces Redis's TIME so that a differential test runs this
@@ -184,6 +200,17 @@ class RedisBackend:
             name: self._redis.register_script(_script_text(f"{name}.lua"))
             for name in ("acquire", "release", "poll", "leave", "overview")
         }
+        package = resources.files("hotspot_server.redis_backend")
+        for name in ("ledger", "revoke"):  # scripts of their own, without common.lua
+            self._scripts[name] = self._redis.register_script(
+                package.joinpath(f"{name}.lua").read_text()
+            )
+        self._reservation_grace = reservation_grace
+        self._next_revoke = -math.inf  # loop time of this replica's next look for stale ones
+        self._draining: set[int] = set()
+        self._drain_again: set[int] = set()
+        self._to_settle: list[str] = []  # reservation id, 'used' or 'revoked', ...
+        self._settling = False
         self._breaker = CircuitBreaker()
         self._cluster_calls = asyncio.Semaphore(CLUSTER_CALLS_AT_ONCE)
         self._learning: asyncio.Task[Any] | None = None
@@ -227,8 +254,7 @@ class RedisBackend:
             _fmt(p.window),
             str(p.queue),
             _fmt(p.lease),
-            # Each shard tracks its share: together never more than max_fixtures.
-            str(math.ceil(p.max_fixtures / self._keys.shards)),
+            str(p.max_fixtures),  # the ledger's to check where there are several shards
             str(p.max_fixtures_per_caller),
             str(p.max_waiters_per_caller),
             _fmt(p.upstream_pause_cap),
@@ -236,6 +262,7 @@ class RedisBackend:
             str(p.clear_below),
             _fmt(self._ticket_lease),
             str(RELEASED_REMEMBERED),
+            "1" if self._keys.fleet else "",
         ]
 
     # -- Calls to Redis --------------------------------------------------------------------
@@ -303,11 +330,17 @@ class RedisBackend:
             self._learning.add_done_callback(lambda t: t.cancelled() or t.exception())
         return self._learning
 
-    async def _run(self, name: str, fixture_id: str, args: Iterable[str]) -> Reply:
+    async def _run(
+        self,
+        name: str,
+        fixture_id: str,
+        args: Iterable[str],
+        *,
+        more_keys: Sequence[str] = (),
+    ) -> Reply:
         script: AsyncScript = self._scripts[name]
-        raw = await self._call(
-            script(keys=self._keys.script_keys(fixture_id), args=self._argv(fixture_id, args))
-        )
+        keys = [*self._keys.script_keys(fixture_id), *more_keys]
+        raw = await self._call(script(keys=keys, args=self._argv(fixture_id, args)))
         return self._read(fixture_id, raw)
 
     async def _poll_many(self, fixture_ids: Sequence[str]) -> list[Reply]:
@@ -381,6 +414,8 @@ class RedisBackend:
                 reply["abandoned"],
                 extra={"event": "permits_abandoned", "fixture_id": fixture_id},
             )
+        if reply.get("ob"):
+            self._drain_soon(self._keys.shard_of(fixture_id))
         return reply
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
@@ -446,11 +481,142 @@ class RedisBackend:
         entry.users += 1
         try:
             async with entry.lock:
+                if self._keys.fleet:
+                    return await self._acquire_with_ledger(fixture_id, args)
                 return await self._run("acquire", fixture_id, args)
         finally:
             entry.users -= 1
             if not entry.users:
                 del self._sending[fixture_id]
+
+    async def _acquire_with_ledger(self, fixture_id: str, args: list[str]) -> Reply:
+        """The acquire script where the ledger holds the fleet-wide counts. Where it needs a new
+        count (a new fixture, a new waiter), the script changes nothing and says so; the count
+        is reserved on the ledger, and the script runs again with the reservation, which it
+        takes or refuses (then given back), or with the ledger's refusal. A grant on a tracked
+        fixture stays one round trip; a new fixture or waiter takes three."""
+        shard = self._keys.shard_of(fixture_id)
+        caller = args[3]
+        ledger_said = ""
+        for _ in range(RESERVE_ATTEMPTS):
+            reservation = ledger_said[2:] if ledger_said[:2] in ("f:", "w:") else ""
+            more_keys = [self._keys.reservation(shard, reservation)] if reservation else []
+            ttl = str(int(RESERVATION_TTL * 1000))
+            reply = await self._run(
+                "acquire", fixture_id, [*args, ledger_said, ttl], more_keys=more_keys
+            )
+            if reservation:  # settled off the caller's path; if lost, revocation settles it
+                self._settle_soon(reservation, "used" if reply.get("rid") == "used" else "revoked")
+            answer: Reply = reply["r"]
+            if answer["k"] != "RESERVE":
+                if "cq" in answer and await self._caller_waiters_full(caller):
+                    full = {"k": "CALLER_QUEUE_FULL", "depth": answer["depth"], **answer["cq"]}
+                    reply["r"] = full
+                return reply
+            need = answer["need"]
+            new_reservation = secrets.token_hex(8)
+            p = self._policy
+            caps = [p.max_fixtures, p.max_fixtures_per_caller, p.max_waiters_per_caller]
+            reserved = json.loads(
+                await self._ledger(
+                    "reserve", [new_reservation, str(shard), need, caller, *map(str, caps)]
+                )
+            )
+            if reserved["ok"]:
+                ledger_said = f"{need}:{new_reservation}"
+            else:
+                # The shard answers the refusal as of its next look: the fixture may have been
+                # tracked meanwhile (by another caller), and then it is no refusal at all.
+                ledger_said = "no:w" if need == "w" else "no:own" if reserved["own"] else "no:all"
+        raise BackendUnavailable("the fixture kept changing while its fleet count was reserved")
+
+    async def _caller_waiters_full(self, caller: str) -> bool:
+        counts = self._keys.ledger_keys()[0]
+        waiting = await self._call(self._redis.hget(counts, f"w|{caller}"), writes=False)
+        return int(waiting or 0) >= self._policy.max_waiters_per_caller
+
+    async def _ledger(self, operation: str, args: Sequence[str]) -> str:
+        now = "" if self._now is None else _fmt(self._now())
+        script: AsyncScript = self._scripts["ledger"]
+        raw: str = await self._call(
+            script(keys=self._keys.ledger_keys(), args=[operation, now, *args])
+        )
+        return raw
+
+    def _settle_soon(self, reservation: str, outcome: str) -> None:
+        """Settle a reservation on the ledger ('used', or 'revoked': given back), with those
+        that came while the last settling call was on its way: one call for many under load."""
+        self._to_settle += [reservation, outcome]
+        if not self._settling:
+            self._settling = True
+            self._spawn(self._settle())
+
+    async def _settle(self) -> None:
+        try:
+            while self._to_settle:
+                outcomes, self._to_settle = self._to_settle, []
+                await self._quietly(self._resolve(outcomes))
+        finally:
+            self._settling = False
+
+    async def _resolve(self, outcomes: Sequence[str]) -> None:
+        """Settle reservations on the ledger: pairs of id, 'used' or 'revoked'."""
+        await self._ledger("resolve", [_fmt(RESERVATION_TTL / 2), *outcomes])
+
+    @staticmethod
+    async def _quietly(call: Awaitable[Any]) -> None:
+        """A call whose loss leaves the ledger high, never low: revocation or a drain repairs it."""
+        with contextlib.suppress(BackendUnavailable):
+            await call
+
+    def _drain_soon(self, shard: int) -> None:
+        """Drain the shard's outbox into the ledger: at most one drain per shard at a time."""
+        if shard in self._draining:
+            self._drain_again.add(shard)
+            return
+        self._draining.add(shard)
+        self._spawn(self._drain(shard))
+
+    async def _drain(self, shard: int) -> None:
+        try:
+            while True:
+                self._drain_again.discard(shard)
+                await self._quietly(self._drain_once(shard))
+                if shard not in self._drain_again:
+                    break
+        finally:
+            self._draining.discard(shard)
+
+    async def _drain_once(self, shard: int) -> None:
+        """Apply the outbox's entries to the ledger (which skips those applied already), then
+        remove them: a replica that dies in between leaves them for the next drain."""
+        outbox = self._keys.outbox(shard)
+        held: dict[str, str] = await self._call(self._redis.hgetall(outbox), writes=False)
+        entries = {seq: deltas for seq, deltas in held.items() if seq not in ("n", "e")}
+        if not entries:
+            return
+        flat = [item for entry in entries.items() for item in entry]
+        await self._ledger("apply", [str(shard), held.get("e", ""), *flat])
+        await self._call(self._redis.hdel(outbox, *entries))
+
+    async def _revoke_stale(self) -> None:
+        """Reservations pending past the grace: each shard says it used them or revokes them,
+        and the ledger settles them, giving back the revoked."""
+        stale = _list(
+            json.loads(
+                await self._ledger("stale", [_fmt(self._reservation_grace), str(SWEEP_BATCH)])
+            )
+        )
+        by_shard: dict[int, list[str]] = defaultdict(list)
+        for reservation, shard in stale:
+            by_shard[int(shard)].append(reservation)
+        for shard, reservations in by_shard.items():
+            keys = [self._keys.reservation(shard, r) for r in reservations]
+            ttl = str(int(RESERVATION_TTL * 1000))
+            noted: list[str] = await self._call(self._scripts["revoke"](keys=keys, args=[ttl]))
+            await self._resolve(
+                [item for pair in zip(reservations, noted, strict=True) for item in pair]
+            )
 
     def _undo_acquire(self, fixture_id: str, caller: str, call: asyncio.Future[Reply]) -> None:
         if call.cancelled() or call.exception() is not None:
@@ -665,6 +831,14 @@ class RedisBackend:
         """One sweep; returns the seconds until the next fixture is due."""
         overview = await self._overview(0)
         await self._poll_many(_list(overview["due"]))
+        if self._keys.fleet:
+            for shard in overview["outboxes"]:
+                self._drain_soon(shard)
+            # A sweep can come every 10 ms while fixtures fall due; the ledger is one slot.
+            now = self._loop.time()
+            if now >= self._next_revoke:
+                self._next_revoke = now + min(SWEEP_EVERY, self._reservation_grace / 2)
+                await self._revoke_stale()
         if overview["next"] == "none":
             return SWEEP_EVERY
         return _num(overview["next"]) - _num(overview["now"])
@@ -695,6 +869,7 @@ class RedisBackend:
             "hot": [item for reply in shards for item in _list(reply["hot"])],
             "due": [f for reply in shards for f in _list(reply["due"])],
             "next": _fmt(min(nexts)) if nexts else "none",
+            "outboxes": [shard for shard, reply in enumerate(shards) if reply["ob"]],
         }
 
     # -- Release ---------------------------------------------------------------------------

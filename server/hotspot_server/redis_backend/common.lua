@@ -1,11 +1,12 @@
 -- Shared by every hotspot script: a port of hotspot_core (window.py, hold_time.py and the
 -- rules in memory.py) over one fixture's keys. The Python is the reference; keep this in step.
--- KEYS: 1-11 the fixture's (one hash tag), 12-21 the fleet's.
+-- KEYS: 1-11 the fixture's (one hash tag), 12-22 the shard's share of the fleet's.
 local K_S, K_HELD, K_REL, K_P, K_EXP, K_H = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local K_Q, K_T, K_DL, K_TL, K_DONE = KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11]
 local G_FIX, G_HEAT, G_TOT, G_HOLDS, G_CALLERS = KEYS[12], KEYS[13], KEYS[14], KEYS[15], KEYS[16]
 local G_HOT, G_PERMITS, G_REQUESTS, G_RELEASED, G_RELEASED_ORDER =
   KEYS[17], KEYS[18], KEYS[19], KEYS[20], KEYS[21]
+local G_OUTBOX = KEYS[22]
 
 local function num(s)
   if s == 'inf' then return math.huge elseif s == '-inf' then return -math.huge end
@@ -31,7 +32,11 @@ local MAX_FIXTURES, MAX_FIXTURES_PER_CALLER = tonumber(ARGV[8]), tonumber(ARGV[9
 local MAX_WAITERS_PER_CALLER, PAUSE_CAP = tonumber(ARGV[10]), num(ARGV[11])
 local RAISE_AT, CLEAR_BELOW, TICKET_LEASE = tonumber(ARGV[12]), tonumber(ARGV[13]), num(ARGV[14])
 local RELEASED_REMEMBERED = tonumber(ARGV[15])
-local OP = 16  -- the operation's own arguments start here
+-- Several shards: the fleet ledger (ledger.lua) holds the fleet-wide counts (tracked fixtures,
+-- fixtures and waiters per caller); a shard adds to them only through a reservation
+-- (acquire.lua) and reports what it lowers in its outbox, which replicas apply to the ledger.
+local FLEET = ARGV[16] == '1'
+local OP = 17  -- the operation's own arguments start here
 
 local DEFAULT_HOLD, FIXTURE_SAMPLES, SERVER_SAMPLES, SERVER_REFRESH = 1.0, 16, 128, 16
 local DONE_TTL_MS = 60000
@@ -40,6 +45,16 @@ local st = nil          -- the fixture's scalars while tracked
 local alerts = {}       -- alerts raised or cleared by this call
 local notify = {}       -- replicas whose tickets this call answered
 local abandoned = 0
+local lowered = nil     -- the fleet counts this call lowered (FLEET): field -> delta
+
+-- Only what the ledger counted (its reservation was taken: st.fl, a ticket's l) is lowered
+-- there: a fixture or ticket from before the ledger (an upgrade) would take the count below
+-- the truth.
+local function fleet_count(field, by)
+  if not FLEET then return end
+  lowered = lowered or {}
+  lowered[field] = (lowered[field] or 0) + by
+end
 
 local function load()
   local raw = redis.call('HGETALL', K_S)
@@ -49,7 +64,7 @@ local function load()
   st = {
     calls = tonumber(h.calls), rej = tonumber(h.rej), ab = tonumber(h.ab), inf = tonumber(h.inf),
     pause = num(h.pause), hot = h.hot == '1', by = h.by, seq = tonumber(h.seq),
-    warm = num(h.warm or '-inf'),
+    warm = num(h.warm or '-inf'), fl = h.fl == '1',
   }
   return true
 end
@@ -57,7 +72,7 @@ end
 local function save()
   redis.call('HSET', K_S, 'calls', st.calls, 'rej', st.rej, 'ab', st.ab, 'inf', st.inf,
     'pause', fmt(st.pause), 'hot', st.hot and '1' or '0', 'by', st.by, 'seq', st.seq,
-    'warm', fmt(st.warm))
+    'warm', fmt(st.warm), 'fl', st.fl and '1' or '0')
 end
 
 local function total(field, by) redis.call('HINCRBY', G_TOT, field, by) end
@@ -274,7 +289,10 @@ end
 
 local function dequeued(td)
   total('qd', -1)
-  if td.c ~= '' then caller_count('w|' .. td.c, -1) end
+  if td.c ~= '' then
+    caller_count('w|' .. td.c, -1)
+    if td.l then fleet_count('w|' .. td.c, -1) end
+  end
 end
 
 local function deliver(tid, td, result)
@@ -398,7 +416,11 @@ local function forget()
   redis.call('DEL', K_S, K_HELD, K_REL, K_P, K_EXP, K_H, K_Q, K_T, K_DL, K_TL)
   redis.call('ZREM', G_FIX, FIXTURE)
   redis.call('ZREM', G_HEAT, FIXTURE)
-  if st.by ~= '' then caller_count('f|' .. st.by, -1) end
+  if st.fl then fleet_count('fixtures', -1) end
+  if st.by ~= '' then
+    caller_count('f|' .. st.by, -1)
+    if st.fl then fleet_count('f|' .. st.by, -1) end
+  end
   st = nil
 end
 
@@ -441,7 +463,22 @@ local function row(now)
 end
 
 -- One reply per call: numbers that must stay exact travel as strings.
+-- The outbox: one entry per call that lowered a fleet count, numbered in order, so that the
+-- ledger applies each exactly once however many replicas drain it (ledger.lua 'apply'). Its
+-- epoch tells a ledger that the numbering started over (the shard's data was lost).
+local function post_lowered()
+  if lowered then
+    local seq = redis.call('HINCRBY', G_OUTBOX, 'n', 1)
+    redis.call('HSETNX', G_OUTBOX, 'e', fmt(NOW))
+    redis.call('HSET', G_OUTBOX, tostring(seq), cjson.encode(lowered))
+  end
+  local entries = redis.call('HLEN', G_OUTBOX) - 2
+  if entries < 0 then entries = 0 end
+  return entries
+end
+
 local function reply(body, at)
+  if FLEET then body.ob = post_lowered() end
   announce()
   body.now = fmt(NOW)
   body.next = at and fmt(at) or 'none'

@@ -5,7 +5,9 @@ script over the fixture's keys and the fleet's rows it changes (tracked fixtures
 hold samples, per-caller counts, raised alerts, the permit and request indexes). So fixtures
 are grouped into shards by a hash of their id, and each shard keeps its own fleet rows beside
 its fixtures, all under the shard's tag: one script, one slot. Readers of the fleet's view
-merge the shards' rows. One shard (single-node Redis, Sentinel) is exactly one fleet.
+merge the shards' rows. One shard (single-node Redis, Sentinel) is exactly one fleet. With
+several, the counts behind the fleet-wide caps are the fleet ledger's (ledger.lua), under a tag
+of its own; each shard keeps an outbox of the counts it lowered, for the ledger.
 """
 
 from __future__ import annotations
@@ -30,10 +32,15 @@ _SHARD_KEYS = (
     "requests",
     "released",
     "released_order",
+    "outbox",  # hash: seq -> the fleet counts a script lowered (ledger.lua); n, e: last seq, epoch
 )
 _REQUESTS = _SHARD_KEYS.index("requests")
 _PERMITS = _SHARD_KEYS.index("permits")
 _RELEASED = _SHARD_KEYS.index("released")
+_OUTBOX = _SHARD_KEYS.index("outbox")
+LEDGER_PREFIX = "hotspot:{fleet}:"
+"""The fleet ledger's hash tag (ledger.lua): its own slot, apart from every shard's."""
+_LEDGER_KEYS = ("counts", "pending", "pending_at", "applied")
 
 
 def _tag(shard: int, shards: int) -> str:
@@ -55,6 +62,9 @@ class KeyLayout:
         if not 1 <= shards <= MAX_SHARDS:
             raise ValueError(f"shards must be 1 to {MAX_SHARDS}, got {shards}")
         self.shards = shards
+        self.fleet = shards > 1
+        """Whether the fleet-wide counts live in the fleet ledger (they are a shard's own when
+        there is one shard)."""
         self._prefixes = [f"hotspot:{{{_tag(shard, shards)}}}:" for shard in range(shards)]
 
     def shard_of(self, fixture_id: str) -> int:
@@ -82,6 +92,18 @@ class KeyLayout:
 
     def released(self, shard: int) -> str:
         return self._prefixes[shard] + _SHARD_KEYS[_RELEASED]
+
+    def outbox(self, shard: int) -> str:
+        return self._prefixes[shard] + _SHARD_KEYS[_OUTBOX]
+
+    def reservation(self, shard: int, reservation_id: str) -> str:
+        """Where a shard notes a fleet reservation it used or revoked (acquire.lua, revoke.lua)."""
+        return f"{self._prefixes[shard]}r:{reservation_id}"
+
+    @staticmethod
+    def ledger_keys() -> list[str]:
+        """The KEYS of ledger.lua: the fleet's counts, pending reservations, applied outboxes."""
+        return [LEDGER_PREFIX + name for name in _LEDGER_KEYS]
 
     def permit_id(self, fixture_id: str, token: str) -> str:
         """A permit id that names its fixture's shard: a release finds the shard from it."""

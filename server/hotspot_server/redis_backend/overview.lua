@@ -1,5 +1,6 @@
--- Overview: the shard's totals, the hottest candidates, the alerts raised, and the fixtures
--- due for a look (their next change has come). ARGV[OP..]: candidates wanted, due wanted.
+-- Overview: the shard's totals, the hottest candidates, the alerts raised, the fixtures due
+-- for a look (their next change has come), and its outbox's entries not yet drained.
+-- ARGV[OP..]: candidates wanted, due wanted.
 local candidates, due_wanted = tonumber(ARGV[OP]), tonumber(ARGV[OP + 1])
 local hottest = {}
 if candidates > 0 then
@@ -14,4 +15,5 @@ return cjson.encode({
   hot = redis.call('HGETALL', G_HOT),
   due = redis.call('ZRANGEBYSCORE', G_FIX, '-inf', fmt(NOW), 'LIMIT', 0, due_wanted),
   next = nxt[2] or 'none',
+  ob = FLEET and post_lowered() or 0,  -- the outbox's entries waiting for a drain
 })

@@ -5,6 +5,7 @@ none cut off by gRPC's own limits, and the server's memory stays bounded."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
 
 import grpc
@@ -37,6 +38,7 @@ async def test_a_burst_of_10000_gets_only_proper_answers() -> None:
         codes: Counter[str] = Counter()
         bare: list[str] = []
         peak = before
+        answered = asyncio.Event()  # every call but the queued ones
 
         async def acquire(i: int) -> None:
             try:
@@ -47,6 +49,8 @@ async def test_a_burst_of_10000_gets_only_proper_answers() -> None:
                 status = rpc_status.from_call(error)  # type: ignore[arg-type]
                 if status is None or not status.details:
                     bare.append(f"{error.code().name}: {error.details()}")
+            if sum(codes.values()) == BURST - QUEUE:
+                answered.set()
 
         async def watch_memory() -> None:
             nonlocal peak
@@ -55,14 +59,23 @@ async def test_a_burst_of_10000_gets_only_proper_answers() -> None:
                 await asyncio.sleep(0.05)
 
         watcher = asyncio.create_task(watch_memory())
-        await asyncio.gather(*(acquire(i) for i in range(BURST)))
+        calls = [asyncio.create_task(acquire(i)) for i in range(BURST)]
+        # The queued calls would be granted only as the ungranted permits' leases end: once every
+        # other call is answered, the server is asked for its queue, and they are cancelled.
+        with contextlib.suppress(TimeoutError):  # then the counts below say what is missing
+            await asyncio.wait_for(answered.wait(), 60)
+        stats = await stubs[0].Stats(pb.StatsRequest(fixture_ids=["burst"]), timeout=10)
+        for call in calls:
+            call.cancel()
+        await asyncio.gather(*calls, return_exceptions=True)
         watcher.cancel()
         for channel in channels:
             await channel.close(None)
     finally:
         server.stop()
     assert bare == []
-    assert codes == {"granted": LIMIT, "queued": QUEUE, "RESOURCE_EXHAUSTED": BURST - LIMIT - QUEUE}
+    assert codes == {"granted": LIMIT, "RESOURCE_EXHAUSTED": BURST - LIMIT - QUEUE}
+    assert stats.fixtures[0].queue_depth == QUEUE
     # Issue 9 asks for under 100 MB; this machine measures 117-125 MB at the peak, nearly all of
     # it gRPC's own per-call state for calls not yet answered (Python's heap stays small). The
     # bound here guards against a regression; docs/benchmarks.md carries the figure.

@@ -15,6 +15,7 @@ from typing import Any
 
 import grpc
 
+from hotspot_core.collector import tune_collector
 from hotspot_load.processes import SecondEntry
 from hotspot_load.scenarios import RUNNERS, SCENARIOS, Result, Scale
 from hotspot_load.server_view import ServerView
@@ -133,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         view = ServerView(target, f"http://{http}" if http else None)
         scale = scale_of(args)
+        tune_collector()  # this process drives the scenarios that run in one process
         started = time.monotonic()
         results = asyncio.run(run_scenarios(view, scale, args.scenario or list(SCENARIOS)))
     except grpc.RpcError as error:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from hotspot_client import PermitClient
+from hotspot_core.collector import tune_collector
 from hotspot_load.driver import LoadLog, Meter, Plan, drive
 
 SecondEntry = tuple[float, int, int, float]
@@ -38,6 +39,7 @@ def _child(
         log = LoadLog(list(plan.fixture_ids))
         meter = Meter(start)
         async with PermitClient(target) as client:
+            tune_collector()  # the log and the client are made: their full collections cost p99
             await asyncio.sleep(max(0.0, start - time.monotonic()))
             await drive(
                 client, plan, log, meter, on_second=lambda e: out.put(("second", (part, e)))

@@ -7,7 +7,6 @@ same event loop and read the same backend; both are optional.
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import signal
 import socket
@@ -19,6 +18,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from hotspot.v1 import permits_pb2, permits_pb2_grpc
 from hotspot_core.backend import PermitBackend, keeps_local_state, open_backend
+from hotspot_core.collector import tune_collector
 from hotspot_core.stats_feed import StatsFeed
 from hotspot_server.alert_webhook import AlertWebhook, WebhookSecret
 from hotspot_server.http.app import HttpSide
@@ -59,8 +59,6 @@ answering: a new call gets hotspot's own UNAVAILABLE with a RetryInfo rather tha
 connection cut by the transport, and health watchers have time to move away."""
 HTTP_SHUTDOWN_TIMEOUT = 1.0
 """Seconds in-flight HTTP requests get once gRPC has stopped (streams end with the feed first)."""
-GC_FIRST_GENERATION = 20_000
-"""Allocations between the collector's young-generation runs (Python's default is 700)."""
 
 
 class PermitServer:
@@ -297,17 +295,6 @@ def bind_problem(host: str, port: int) -> str | None:
             return None
     except OSError as error:
         return error.strerror or str(error)
-
-
-def tune_collector() -> None:
-    """For the process, once started. What start-up made (modules, a restored state) lives as
-    long as the process: frozen, no collection walks it again. And a larger first generation:
-    at thousands of permits a second the default (700) ran a collection every few ms and a
-    full one, over every tracked fixture, often enough to break a 10 ms p99 on its own (in
-    bench (j)'s profile: 5-15 full collections of 64-200 ms a minute, none with this)."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(GC_FIRST_GENERATION, *gc.get_threshold()[1:])
 
 
 async def serve(settings: Settings, reload: Callable[[], Settings] | None = None) -> None:

@@ -172,20 +172,27 @@ class PermitClient(PermitClientBase):
         # back (a cancellation crossing the answer on the wire).
         request_id = self._new_request_id()
 
-        def request() -> pb.AcquireRequest:
+        def request(into: pb.AcquireRequest | None = None) -> pb.AcquireRequest:
             return acquire_request(
-                fixture_id, self.client_id, budget.max_wait_left(), request_id, self.warming
+                fixture_id,
+                self.client_id,
+                budget.max_wait_left(),
+                request_id,
+                self.warming,
+                into=into,
             )
+
+        def item() -> pb.AcquireStreamItem:
+            streamed = pb.AcquireStreamItem(request_id=request_id)
+            request(into=streamed.acquire)
+            return streamed
 
         try:
             response = None
             if self.streaming:
                 try:
                     result = await self._permit_stream().exchange(
-                        request_id,
-                        lambda: pb.AcquireStreamItem(request_id=request_id, acquire=request()),
-                        budget,
-                        is_acquire=True,
+                        request_id, item, budget, is_acquire=True
                     )
                 except PermitError as error:
                     if not self._no_stream(error):

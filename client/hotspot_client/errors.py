@@ -15,10 +15,12 @@ subclass per case a caller handles differently.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, cast
+from typing import Any, NamedTuple, cast, overload
 
 import grpc
+from google.protobuf import any_pb2
 from google.protobuf.message import DecodeError, Message
 
 # types-protobuf's google-stubs shadows the google namespace, hiding google.rpc's own .pyi files.
@@ -63,10 +65,17 @@ class PermitError(Exception):
         self.domain = domain
         self.metadata: Mapping[str, str] = dict(metadata or {})
         """ErrorInfo.metadata."""
-        self.details = list(details)
-        """Every detail of the rich status, unpacked where the client knows its type."""
+        if isinstance(details, _PackedDetails):
+            self._packed_details = details  # as a stream item carried them: read on first use
+        else:
+            self.details = list(details)
         self.response = response
         """The gRPC error this was read from, if any."""
+
+    @functools.cached_property
+    def details(self) -> list[Message]:
+        """Every detail of the rich status, unpacked where the client knows its type."""
+        return list(self._packed_details)
 
 
 class RateLimitExceeded(PermitError):
@@ -159,8 +168,117 @@ def error_from_stream_error(status: pb.AcquireStreamError) -> PermitError:
     """The client error for an AcquireStream item answered with an error: read exactly as the
     status of the unary call, which it mirrors (google.rpc.Status)."""
     code = _STATUS_CODES.get(status.code, grpc.StatusCode.UNKNOWN)
+    if code is grpc.StatusCode.RESOURCE_EXHAUSTED:
+        refusal = _refusal_from_stream(status)
+        if refusal is not None:
+            return refusal
     details = _unpack(status.details)
     return _error_from_status(code, status.message or code.name, details, _retry_delay(details))
+
+
+class _PackedDetails(Sequence[Message]):
+    """A stream item's status details as they came (type URL, value), unpacked on first use:
+    a refusal is read from its ErrorInfo and RetryInfo, and its details seldom looked at."""
+
+    __slots__ = ("_packed", "_unpacked")
+
+    def __init__(self, packed: list[tuple[str, bytes]]) -> None:
+        self._packed = packed
+        self._unpacked: list[Message] | None = None
+
+    def _items(self) -> list[Message]:
+        if self._unpacked is None:
+            self._unpacked = _unpack(
+                any_pb2.Any(type_url=type_url, value=value) for type_url, value in self._packed
+            )
+        return self._unpacked
+
+    @overload
+    def __getitem__(self, index: int) -> Message: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Message]: ...
+
+    def __getitem__(self, index: int | slice) -> Message | Sequence[Message]:
+        return self._items()[index]
+
+    def __len__(self) -> int:
+        return len(self._packed)
+
+
+class _Refusal(NamedTuple):
+    """What a RateLimitExceeded reads from its ErrorInfo."""
+
+    reason: str
+    fixture_id: str
+    estimated_wait: float | None
+    queue_depth: int | None
+    limit: int | None
+    paused_for: float | None
+    metadata: dict[str, str]
+
+
+_REFUSALS: dict[bytes, _Refusal] = {}
+"""Refusals read, by their serialized ErrorInfo: a burst of refusals repeats the same few (the
+estimated wait moves by a millisecond at a time)."""
+_REFUSALS_MAX = 4096
+_RETRY_INFO_URL = "type.googleapis.com/" + error_details_pb2.RetryInfo.DESCRIPTOR.full_name
+_ERROR_INFO_URL = "type.googleapis.com/" + error_details_pb2.ErrorInfo.DESCRIPTOR.full_name
+
+
+def _refusal_from_stream(status: pb.AcquireStreamError) -> RateLimitExceeded | None:
+    """The service's refusal (RESOURCE_EXHAUSTED with its ErrorInfo) read without unpacking
+    more than it needs; None for anything else, read the general way."""
+    packed = [(detail.type_url, detail.value) for detail in status.details]
+    refusal = None
+    retry_after = None
+    for type_url, value in packed:
+        if type_url == _ERROR_INFO_URL and refusal is None:
+            refusal = _REFUSALS.get(value)
+            if refusal is None:
+                refusal = _read_refusal(value)
+                if refusal is None:
+                    return None
+        elif type_url == _RETRY_INFO_URL and retry_after is None:
+            retry = error_details_pb2.RetryInfo.FromString(value)
+            retry_after = duration_seconds(retry.retry_delay)
+    if refusal is None:
+        return None
+    return RateLimitExceeded(
+        status.message or grpc.StatusCode.RESOURCE_EXHAUSTED.name,
+        reason=refusal.reason,
+        fixture_id=refusal.fixture_id,
+        retry_after=retry_after or 0.0,
+        estimated_wait=refusal.estimated_wait,
+        queue_depth=refusal.queue_depth,
+        limit=refusal.limit,
+        paused_for=refusal.paused_for,
+        code=grpc.StatusCode.RESOURCE_EXHAUSTED,
+        domain=ERROR_DOMAIN,
+        metadata=refusal.metadata,
+        details=_PackedDetails(packed),
+    )
+
+
+def _read_refusal(value: bytes) -> _Refusal | None:
+    info = error_details_pb2.ErrorInfo.FromString(value)
+    if info.domain != ERROR_DOMAIN:
+        return None
+    metadata = dict(info.metadata)
+    get = metadata.get
+    refusal = _Refusal(
+        info.reason,
+        get("fixture_id", ""),
+        _milliseconds(get("estimated_wait_ms")),
+        _integer(get("queue_depth")),
+        _integer(get("limit")),
+        _milliseconds(get("paused_for_ms")),
+        metadata,
+    )
+    if len(_REFUSALS) >= _REFUSALS_MAX:
+        _REFUSALS.clear()  # values long past (another fixture, an older wait)
+    _REFUSALS[value] = refusal
+    return refusal
 
 
 _STATUS_CODES = {code.value[0]: code for code in grpc.StatusCode}
@@ -173,7 +291,11 @@ def _error_from_status(
     retry_after: float | None,
     response: grpc.RpcError | None = None,
 ) -> PermitError:
-    info = next((d for d in details if isinstance(d, error_details_pb2.ErrorInfo)), None)
+    info = None
+    for detail in details:
+        if isinstance(detail, error_details_pb2.ErrorInfo):
+            info = detail
+            break
     common: dict[str, Any] = {
         "code": code,
         "domain": info.domain if info else None,

@@ -8,6 +8,7 @@ from hotspot.v1 import permits_pb2 as pb
 from hotspot_client.permit import Outcome, Permit, upstream_delay
 from hotspot_client.proto_time import (
     duration_seconds,
+    set_duration,
     timestamp_seconds,
     to_duration,
     to_timestamp,
@@ -29,12 +30,19 @@ def acquire_request(
     max_wait: float | None,
     request_id: str = "",
     warming: bool = False,
+    *,
+    into: pb.AcquireRequest | None = None,
 ) -> pb.AcquireRequest:
-    request = pb.AcquireRequest(fixture_id=fixture_id, client_id=client_id, request_id=request_id)
+    """The request; filled `into` an empty one when given (a stream item's own acquire: filled
+    in place, it costs half as much as a request built and copied in)."""
+    request = pb.AcquireRequest() if into is None else into
+    request.fixture_id = fixture_id
+    request.client_id = client_id
+    request.request_id = request_id
     if warming:
         request.purpose = pb.PURPOSE_WARMING
     if max_wait is not None:
-        request.max_wait.CopyFrom(to_duration(max_wait))
+        set_duration(request.max_wait, max_wait)
     return request
 
 

@@ -372,7 +372,14 @@ class PermitClient(PermitClientBase):
             except grpc.RpcError as rpc_error:
                 error, delay = after_failure(rpc_error, budget, self._outage)
                 if delay is None:
-                    raise error from rpc_error
+                    # The error's traceback keeps this frame alive, and the gRPC error's kept
+                    # gRPC's frames that hold the call: without them, and without the error in
+                    # this frame, a refusal leaves no cycle for the collector to find.
+                    rpc_error.__traceback__ = None
+                    try:
+                        raise error from rpc_error
+                    finally:
+                        del error
                 await asyncio.sleep(delay)
             else:
                 self._outage.end()

@@ -117,10 +117,11 @@ class PermitStream:
             request.number = next(self._numbers)
             self._add_deadline(loop, loop.time() + deadline, request.number, request_id)
         self._send(request_id)
+        future = request.future
+        del request
         try:
-            return await request.future
+            return await future
         except asyncio.CancelledError:
-            future = request.future
             if future.done() and not future.cancelled() and future.exception() is None:
                 # Answered, but its caller was cancelled before it could take the answer.
                 if future.result().HasField("granted"):
@@ -128,6 +129,10 @@ class PermitStream:
             else:
                 self._abandon(request_id)
             raise
+        finally:
+            # A refusal's traceback keeps this frame alive: without the future in it, there is
+            # no cycle (future, refusal, traceback, frame) for the collector to find, per call.
+            del future
 
     async def close(self) -> None:
         self._closed = True

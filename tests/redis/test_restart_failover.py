@@ -165,6 +165,12 @@ def primary_replica_sentinel(
         primary = stack.enter_context(RedisServer(directory / "primary"))
         replica = stack.enter_context(RedisServer(directory / "replica", replicaof=primary.port))
         sentinel = stack.enter_context(RedisSentinel(directory / "sentinel", primary.port))
+        # After a full sync the primary streams nothing to a replica until its first ACK (sent
+        # once a second): a primary lost before then takes every write since with it. WAIT
+        # returns once the replica has acknowledged a write, so the stream is flowing.
+        with redis.Redis(port=primary.port) as client:
+            client.set("hotspot-test:in-sync", 1)
+            assert client.wait(1, 10_000) == 1, "the replica never acknowledged a write"
         _wait_for(lambda: _sentinel_sees_replica(sentinel, replica), "sentinel sees the replica")
         yield primary, replica, sentinel
 

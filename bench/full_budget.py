@@ -38,7 +38,7 @@ WHERE_THE_TIME_GOES = (
     "and the load processes): three causes of the tail were found and removed. (1) The journal's "
     "compaction, 10-500 ms of pure Python every couple of seconds, ran in the server's thread and "
     "held the GIL in 5 ms turns: runs of callbacks each 5.1-5.5 ms long. It runs in a child "
-    "process at nice 19 now (p99 at 6,000/s on the same box and load: 50-77 ms before, 12 ms "
+    "process now (p99 at 6,000/s on the same box and load: 50-77 ms before, 12 ms "
     "after). (2) Full collections in the server, 60-200 ms every 2-5 s: start-up's objects frozen"
     " and a young generation of 20,000. (3) The same in each load process (a full collection every"
     " 1-2 s, 22-150 ms, 2.1-2.5 s of collection in 25 s): the load processes tune their collector "

@@ -131,7 +131,6 @@ class CompactorProcess:
 def serve(requests: IO[str], answers: IO[str]) -> None:
     """The child's loop: `<current>\\t<state dir>` in, `done\\t<size or nothing>` or
     `error\\t<message>` out, until its input ends."""
-    os.nice(19)  # background work: on a busy box the server's loop and its callers come first
     for line in requests:
         current, _, path = line.rstrip("\n").partition("\t")
         try:

@@ -5,13 +5,7 @@
 -- KEYS[1] the board. ARGV: now ('' = Redis TIME), key, caller prefix, payload without its
 -- expiry ('' withdraws), ttl, fleet cap, caller cap.
 local board = KEYS[1]
-local now
-if ARGV[1] ~= '' then
-  now = tonumber(ARGV[1])
-else
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-end
+local now = redis_now(ARGV[1])
 local key, prefix, payload, ttl = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
 local max_all, max_caller = tonumber(ARGV[6]), tonumber(ARGV[7])
 

@@ -19,13 +19,7 @@ local function fmt(x)
 end
 
 local FIXTURE = ARGV[1]
-local NOW
-if ARGV[2] ~= '' then
-  NOW = num(ARGV[2])  -- only a backend built for tests sends one
-else
-  local t = redis.call('TIME')
-  NOW = tonumber(t[1]) + tonumber(t[2]) / 1000000
-end
+local NOW = redis_now(ARGV[2])
 local REPLICA = ARGV[3]
 local LIMIT, WINDOW, QUEUE, LEASE = tonumber(ARGV[4]), num(ARGV[5]), tonumber(ARGV[6]), num(ARGV[7])
 local MAX_FIXTURES, MAX_FIXTURES_PER_CALLER = tonumber(ARGV[8]), tonumber(ARGV[9])

@@ -8,13 +8,7 @@
 -- ARGV: operation, now ('' = Redis TIME), then the operation's own.
 local K_COUNTS, K_PENDING, K_PENDING_AT, K_APPLIED = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local op = ARGV[1]
-local now
-if ARGV[2] ~= '' then
-  now = tonumber(ARGV[2])
-else
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-end
+local now = redis_now(ARGV[2])
 
 local function add(deltas, sign)
   for field, by in pairs(deltas) do

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, Sequence
-from importlib import resources
 from typing import Any, Protocol
 
 from hotspot_core.warming_board import (
@@ -19,6 +18,7 @@ from hotspot_core.warming_board import (
     check_announcement,
 )
 from hotspot_server.redis_backend.connection import Client
+from hotspot_server.redis_backend.scripts import script_text
 
 BOARD_KEY = "hotspot:{warmings}:board"
 """One key (its own hash tag, so one Cluster slot); at most MAX_ANNOUNCERS fields."""
@@ -36,8 +36,7 @@ class RedisWarmingBoard:
         replaces Redis's TIME in tests that drive time themselves."""
         self._call = call
         self._now = now
-        text = resources.files(__package__).joinpath("announce.lua").read_text()
-        self._announce = redis.register_script(text)
+        self._announce = redis.register_script(script_text("clock.lua", "announce.lua"))
         self._redis = redis
         self._parsed: dict[str, tuple[str, Announcement]] = {}
 

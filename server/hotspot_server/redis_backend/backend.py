@@ -33,7 +33,6 @@ import secrets
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import replace
-from importlib import resources
 from typing import Any, NoReturn
 
 from redis.asyncio.cluster import RedisCluster
@@ -75,6 +74,7 @@ from hotspot_core.warming_board import ScheduledWarming
 from hotspot_server.redis_backend.breaker import CircuitBreaker
 from hotspot_server.redis_backend.connection import open_clients
 from hotspot_server.redis_backend.keys import KeyLayout
+from hotspot_server.redis_backend.scripts import script_text
 from hotspot_server.redis_backend.warming_board import RedisWarmingBoard
 
 logger = logging.getLogger("hotspot.redis")
@@ -89,6 +89,8 @@ TICKET_LEASE = 2.0
 SWEEP_EVERY = 1.0
 """Longest pause of a replica's sweep for fixtures whose next change has come."""
 SWEEP_BATCH = 200
+WRITE_PROBE_MS = 60_000
+"""How long the key a sweep writes to probe a Redis that refused writes lives."""
 RESERVATION_GRACE = 5.0
 """A fleet reservation still pending after this long is revoked (its replica may have died
 before its shard saw it): well past a call's timeout, so a live Acquire rarely loses one."""
@@ -143,11 +145,6 @@ def _num(text: str) -> float:
     return float(text)
 
 
-def _script_text(name: str) -> str:
-    package = resources.files("hotspot_server.redis_backend")
-    return package.joinpath("common.lua").read_text() + package.joinpath(name).read_text()
-
-
 class _Waiting:
     """A caller of this replica whose ticket waits in a fixture's queue."""
 
@@ -197,14 +194,14 @@ class RedisBackend:
         self._redis = self._clients.commands
         self._call_timeout = call_timeout
         self._scripts = {
-            name: self._redis.register_script(_script_text(f"{name}.lua"))
+            name: self._redis.register_script(script_text("clock.lua", "common.lua", f"{name}.lua"))
             for name in ("acquire", "release", "poll", "leave", "overview")
         }
-        package = resources.files("hotspot_server.redis_backend")
-        for name in ("ledger", "revoke"):  # scripts of their own, without common.lua
-            self._scripts[name] = self._redis.register_script(
-                package.joinpath(f"{name}.lua").read_text()
-            )
+        # Scripts of their own, without a fixture's state.
+        self._scripts["ledger"] = self._redis.register_script(
+            script_text("clock.lua", "ledger.lua")
+        )
+        self._scripts["revoke"] = self._redis.register_script(script_text("revoke.lua"))
         self._reservation_grace = reservation_grace
         self._next_revoke = -math.inf  # loop time of this replica's next look for stale ones
         self._draining: set[int] = set()
@@ -829,6 +826,10 @@ class RedisBackend:
 
     async def sweep(self) -> float:
         """One sweep; returns the seconds until the next fixture is due."""
+        if self._breaker.writes_refused:
+            # Only a write can tell that Redis takes writes again, and an unready replica gets
+            # no traffic that would write: without this probe it would stay unready for good.
+            await self._call(self._redis.set(self._keys.probe, "1", px=WRITE_PROBE_MS))
         overview = await self._overview(0)
         await self._poll_many(_list(overview["due"]))
         if self._keys.fleet:

@@ -23,6 +23,11 @@ class CircuitBreaker:
         self.why: str | None = None
         """Why Redis is unreachable, while it is; None once a call succeeds."""
 
+    @property
+    def writes_refused(self) -> bool:
+        """Open because Redis refused a write: only a call that writes can close it."""
+        return self.why is not None and self._writes_refused
+
     def check(self) -> None:
         if self.why is not None and time.monotonic() < self._open_until:
             raise BackendUnavailable(self.why, retry_after=self._open_until - time.monotonic())

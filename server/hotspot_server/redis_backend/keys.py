@@ -84,6 +84,11 @@ class KeyLayout:
             prefix + name for name in _SHARD_KEYS
         ]
 
+    @property
+    def probe(self) -> str:
+        """A key written only to learn whether Redis takes writes again (see sweep)."""
+        return self._prefixes[0] + "write-probe"
+
     def requests(self, shard: int) -> str:
         return self._prefixes[shard] + _SHARD_KEYS[_REQUESTS]
 

@@ -222,8 +222,10 @@ _REFUSALS: dict[bytes, _Refusal] = {}
 """Refusals read, by their serialized ErrorInfo: a burst of refusals repeats the same few (the
 estimated wait moves by a millisecond at a time)."""
 _REFUSALS_MAX = 4096
-_RETRY_INFO_URL = "type.googleapis.com/" + error_details_pb2.RetryInfo.DESCRIPTOR.full_name
-_ERROR_INFO_URL = "type.googleapis.com/" + error_details_pb2.ErrorInfo.DESCRIPTOR.full_name
+# What Any.Pack writes as a detail's type URL (its default prefix and the message's full name):
+# the server writes refusals' details by these, the client reads them by these.
+RETRY_INFO_URL = "type.googleapis.com/" + error_details_pb2.RetryInfo.DESCRIPTOR.full_name
+ERROR_INFO_URL = "type.googleapis.com/" + error_details_pb2.ErrorInfo.DESCRIPTOR.full_name
 
 
 def _refusal_from_stream(status: pb.AcquireStreamError) -> RateLimitExceeded | None:
@@ -233,19 +235,45 @@ def _refusal_from_stream(status: pb.AcquireStreamError) -> RateLimitExceeded | N
     refusal = None
     retry_after = None
     for type_url, value in packed:
-        if type_url == _ERROR_INFO_URL and refusal is None:
+        if type_url == ERROR_INFO_URL and refusal is None:
             refusal = _REFUSALS.get(value)
             if refusal is None:
                 refusal = _read_refusal(value)
                 if refusal is None:
                     return None
-        elif type_url == _RETRY_INFO_URL and retry_after is None:
+        elif type_url == RETRY_INFO_URL and retry_after is None:
             retry = error_details_pb2.RetryInfo.FromString(value)
             retry_after = duration_seconds(retry.retry_delay)
     if refusal is None:
         return None
+    message = status.message or grpc.StatusCode.RESOURCE_EXHAUSTED.name
+    return _rate_limit_exceeded(message, refusal, retry_after, _PackedDetails(packed))
+
+
+def _refusal_of(info: Any) -> _Refusal:
+    """A refusal's figures, from its ErrorInfo (hotspot's domain)."""
+    metadata = dict(info.metadata)
+    get = metadata.get
+    return _Refusal(
+        info.reason,
+        get("fixture_id", ""),
+        _milliseconds(get("estimated_wait_ms")),
+        _integer(get("queue_depth")),
+        _integer(get("limit")),
+        _milliseconds(get("paused_for_ms")),
+        metadata,
+    )
+
+
+def _rate_limit_exceeded(
+    message: str,
+    refusal: _Refusal,
+    retry_after: float | None,
+    details: Sequence[Message],
+    response: grpc.RpcError | None = None,
+) -> RateLimitExceeded:
     return RateLimitExceeded(
-        status.message or grpc.StatusCode.RESOURCE_EXHAUSTED.name,
+        message,
         reason=refusal.reason,
         fixture_id=refusal.fixture_id,
         retry_after=retry_after or 0.0,
@@ -256,7 +284,8 @@ def _refusal_from_stream(status: pb.AcquireStreamError) -> RateLimitExceeded | N
         code=grpc.StatusCode.RESOURCE_EXHAUSTED,
         domain=ERROR_DOMAIN,
         metadata=refusal.metadata,
-        details=_PackedDetails(packed),
+        details=details,
+        response=response,
     )
 
 
@@ -264,17 +293,7 @@ def _read_refusal(value: bytes) -> _Refusal | None:
     info = error_details_pb2.ErrorInfo.FromString(value)
     if info.domain != ERROR_DOMAIN:
         return None
-    metadata = dict(info.metadata)
-    get = metadata.get
-    refusal = _Refusal(
-        info.reason,
-        get("fixture_id", ""),
-        _milliseconds(get("estimated_wait_ms")),
-        _integer(get("queue_depth")),
-        _integer(get("limit")),
-        _milliseconds(get("paused_for_ms")),
-        metadata,
-    )
+    refusal = _refusal_of(info)
     if len(_REFUSALS) >= _REFUSALS_MAX:
         _REFUSALS.clear()  # values long past (another fixture, an older wait)
     _REFUSALS[value] = refusal
@@ -305,18 +324,7 @@ def _error_from_status(
     }
     reason: str | None = info.reason if info else None
     if code is grpc.StatusCode.RESOURCE_EXHAUSTED and info and info.domain == ERROR_DOMAIN:
-        metadata = info.metadata
-        return RateLimitExceeded(
-            message,
-            reason=info.reason,
-            fixture_id=metadata.get("fixture_id", ""),
-            retry_after=retry_after or 0.0,
-            estimated_wait=_milliseconds(metadata.get("estimated_wait_ms")),
-            queue_depth=_integer(metadata.get("queue_depth")),
-            limit=_integer(metadata.get("limit")),
-            paused_for=_milliseconds(metadata.get("paused_for_ms")),
-            **common,
-        )
+        return _rate_limit_exceeded(message, _refusal_of(info), retry_after, details, response)
     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
         return PermitServiceUnavailable(message, retry_after=retry_after, reason=reason, **common)
     if code in (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.CANCELLED):

@@ -12,7 +12,7 @@ from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2  # type: ignore[import-untyped]
 from grpc_status import rpc_status
 
-from hotspot_client.errors import ERROR_DOMAIN, RETRY_AFTER_KEY
+from hotspot_client.errors import ERROR_DOMAIN, ERROR_INFO_URL, RETRY_AFTER_KEY, RETRY_INFO_URL
 from hotspot_client.proto_time import set_duration
 from hotspot_core.errors import (
     CapacityReached,
@@ -61,10 +61,10 @@ def set_status(target: Any, error: PermitError) -> grpc.StatusCode:
         target.message = str(error)
         target_details = target.details
         retry = target_details.add()
-        retry.type_url = _RETRY_INFO_URL
+        retry.type_url = RETRY_INFO_URL
         retry.value = _retry_info_bytes(error.retry_after)
         info = target_details.add()
-        info.type_url = _ERROR_INFO_URL
+        info.type_url = ERROR_INFO_URL
         info.value = _refusal_info_bytes(error)
         return grpc.StatusCode.RESOURCE_EXHAUSTED
     code = grpc.StatusCode.INTERNAL
@@ -97,9 +97,6 @@ def set_status(target: Any, error: PermitError) -> grpc.StatusCode:
 
 
 _RESOURCE_EXHAUSTED = grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]
-# What Any.Pack writes as the type URL (its default prefix and the message's full name).
-_RETRY_INFO_URL = "type.googleapis.com/" + error_details_pb2.RetryInfo.DESCRIPTOR.full_name
-_ERROR_INFO_URL = "type.googleapis.com/" + error_details_pb2.ErrorInfo.DESCRIPTOR.full_name
 _RETRY_INFO = error_details_pb2.RetryInfo()
 """Filled and serialized for each refusal: a third of the cost of a new one packed."""
 _REFUSAL_INFOS: dict[tuple[str, str, int, int, int, int], bytes] = {}

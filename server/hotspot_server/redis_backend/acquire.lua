@@ -57,24 +57,25 @@ if request_id ~= '' then
 end
 
 if not load() then
+  local full  -- which cap a new fixture would pass: 'own' (the caller's), 'all', or none
   if FLEET then
     -- Tracking a new fixture raises fleet counts: the ledger checks and reserves them first.
     if ledger_said == 'no:own' or ledger_said == 'no:all' then
-      total('rej', 1)
-      local own = ledger_said == 'no:own'
-      return answer({r = {k = 'TOO_MANY_FIXTURES', retry = fmt(WINDOW), own = own,
-        max = own and MAX_FIXTURES_PER_CALLER or MAX_FIXTURES}}, nil)
+      full = string.sub(ledger_said, 4)
+    elseif not take_reservation('f') then
+      return answer({r = {k = 'RESERVE', need = 'f'}}, nil)
     end
-    if not take_reservation('f') then return answer({r = {k = 'RESERVE', need = 'f'}}, nil) end
-  else
-    local tracked = redis.call('ZCARD', G_FIX)
-    local introduced = tonumber(redis.call('HGET', G_CALLERS, 'f|' .. caller) or '0')
-    if tracked >= MAX_FIXTURES or (caller ~= '' and introduced >= MAX_FIXTURES_PER_CALLER) then
-      total('rej', 1)
-      local own = tracked < MAX_FIXTURES
-      return answer({r = {k = 'TOO_MANY_FIXTURES', retry = fmt(WINDOW), own = own,
-        max = own and MAX_FIXTURES_PER_CALLER or MAX_FIXTURES}}, nil)
-    end
+  elseif redis.call('ZCARD', G_FIX) >= MAX_FIXTURES then
+    full = 'all'
+  elseif caller ~= '' and
+      tonumber(redis.call('HGET', G_CALLERS, 'f|' .. caller) or '0') >= MAX_FIXTURES_PER_CALLER then
+    full = 'own'
+  end
+  if full then
+    total('rej', 1)
+    local own = full == 'own'
+    return answer({r = {k = 'TOO_MANY_FIXTURES', retry = fmt(WINDOW), own = own,
+      max = own and MAX_FIXTURES_PER_CALLER or MAX_FIXTURES}}, nil)
   end
   st = {calls = 0, rej = 0, ab = 0, inf = 0, pause = -math.huge, hot = false, by = caller, seq = 0,
     warm = -math.huge, fl = FLEET}
